@@ -1,0 +1,24 @@
+"""mi-harness: benchmark and compare mutual-information estimators and MI-maximising encoders."""
+
+from harness.api import (
+    Budget,
+    DatasetSpec,
+    Embeddings,
+    EncoderSpec,
+    Estimate,
+    EstimatorSpec,
+    GroundTruth,
+    NoParams,
+    Params,
+    Spec,
+    SuiteSpec,
+    TaskSpec,
+)
+from harness.errors import UserError
+from harness.hookspecs import hookimpl
+from harness.notebook import estimate, run_suite
+
+__all__ = [
+    "Budget", "DatasetSpec", "Embeddings", "EncoderSpec", "Estimate", "EstimatorSpec", "GroundTruth",
+    "NoParams", "Params", "Spec", "SuiteSpec", "TaskSpec", "UserError", "estimate", "hookimpl", "run_suite",
+]

@@ -1,0 +1,62 @@
+"""Runs a suite's cells through an executor, writing each result the moment it lands."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from harness.cells import execute
+from harness.executors import Executor, InlineExecutor
+from harness.store import Store
+from harness.suite import Suite
+
+
+@dataclass
+class RunSummary:
+    run: str
+    total: int
+    skipped: int
+    statuses: Counter
+
+    def __str__(self) -> str:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(self.statuses.items())) or "nothing new"
+        return f"run {self.run!r}: {self.total} cells, {self.skipped} already in the store, this time: {counts}"
+
+
+def run(
+    suite: Suite,
+    store: Store,
+    run_name: str | None = None,
+    executor: Executor | None = None,
+    retry_failed: bool = False,
+    show_progress: bool = True,
+) -> RunSummary:
+    """Run every cell of `suite` not yet in `store` under `run_name` (default: the suite's name).
+
+    A rerun after a crash, kill or Ctrl-C resumes: finished cells are skipped, and each
+    result is committed before the next is awaited, so at most the cells in flight are lost.
+    """
+    run_name = run_name or suite.name
+    store.begin_run(run_name, suite)
+    done = store.finished_keys(run_name, include_failed=not retry_failed)
+    todo = [cell for cell in suite.cells if cell.key not in done]
+    statuses: Counter = Counter()
+    executor = executor or InlineExecutor()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, disable=not show_progress, transient=False) as progress:
+        bar = progress.add_task(f"{suite.name}", total=len(todo))
+        for cell, result in executor.map(execute, todo):
+            store.write(run_name, cell, result)
+            statuses[result.status] += 1
+            progress.update(bar, advance=1, description=f"{suite.name}: {cell}")
+    return RunSummary(run_name, len(suite.cells), len(suite.cells) - len(todo), statuses)

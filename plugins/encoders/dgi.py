@@ -1,0 +1,124 @@
+"""Deep Graph Infomax (Velickovic et al. 2019, arXiv:1809.10341), transductive setting.
+
+One GCN layer (PReLU) encodes every node; the summary is the sigmoid of the mean node
+embedding; a bilinear discriminator scores (node, summary) pairs; negatives are the nodes of
+the corrupted graph (feature rows shuffled, adjacency kept). Trained by maximising the GAN-JS
+objective -- the same optimum as DGI's BCE, which is -1/2 of it -- with Adam and early stopping
+on the training objective (the paper's patience 20); the embeddings come from the best epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from harness import Budget, Embeddings, Params
+from harness.errors import UserError
+from plugins.encoders import js_pairs
+from plugins.encoders.message_passing import (
+    GCNLayer,
+    normalized_adjacency,
+    row_normalized,
+    sparse_or_dense,
+    to_torch_sparse,
+)
+
+
+class DGIParams(Params):
+    hidden: int = 512
+    lr: float = 0.001
+    weight_decay: float = 0.0
+    patience: int = 20
+    random_init: bool = False
+
+
+class DGIModel(nn.Module):
+    def __init__(self, in_features: int, hidden: int) -> None:
+        super().__init__()
+        self.gcn = GCNLayer(in_features, hidden)
+        self.discriminator = nn.Bilinear(hidden, hidden, 1)
+        nn.init.xavier_uniform_(self.discriminator.weight)
+        nn.init.zeros_(self.discriminator.bias)
+
+    def embed(self, adjacency: Tensor, features: Tensor) -> Tensor:
+        return self.gcn(adjacency, features)
+
+    def scores(self, adjacency: Tensor, features: Tensor, permutation: Tensor) -> tuple[Tensor, Tensor]:
+        # Row-shuffling X commutes with X W, so the corrupted graph reuses the projection.
+        projected = self.gcn.project(features)
+        h = self.gcn.propagate(adjacency, projected)
+        h_corrupt = self.gcn.propagate(adjacency, projected[permutation])
+        summary = torch.sigmoid(h.mean(0, keepdim=True))
+        positive = self.discriminator(h, summary.expand_as(h)).squeeze(-1)
+        negative = self.discriminator(h_corrupt, summary.expand_as(h_corrupt)).squeeze(-1)
+        return positive, negative
+
+
+class DGI:
+    def __init__(self, params: DGIParams) -> None:
+        self.params = params
+
+    def fit(self, dataset, budget: Budget, device: str, seed: int) -> Embeddings:
+        if getattr(dataset, "kind", None) != "graph":
+            raise UserError(f"DGI encodes the nodes of one graph (dataset kind 'graph'), got {dataset.kind!r}.")
+        p = self.params
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        start = time.perf_counter()
+        features = sparse_or_dense(row_normalized(np.asarray(dataset.features, dtype=np.float32)), device)
+        adjacency = to_torch_sparse(normalized_adjacency(dataset.adjacency), device)
+        model = DGIModel(features.shape[1], p.hidden).to(device)
+        trajectory: list[tuple[int, float]] = []
+        diagnostics: dict = {"epochs_run": 0, "random_init": p.random_init}
+        if not p.random_init:
+            trajectory, diagnostics = self._train(model, adjacency, features, budget, generator)
+        model.eval()
+        with torch.no_grad():
+            embeddings = model.embed(adjacency, features).cpu().numpy()
+        diagnostics["seconds"] = time.perf_counter() - start
+        return Embeddings(features=embeddings, trajectory=trajectory, diagnostics=diagnostics)
+
+    def _train(self, model: DGIModel, adjacency: Tensor, features: Tensor, budget: Budget,
+               generator: torch.Generator) -> tuple[list[tuple[int, float]], dict]:
+        p = self.params
+        optimizer = torch.optim.Adam(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+        nodes = features.shape[0]
+        best, best_epoch, best_state, waited = float("inf"), 0, None, 0
+        trajectory = []
+        epoch = 0
+        for epoch in range(1, budget.epochs + 1):
+            model.train()
+            permutation = torch.randperm(nodes, generator=generator).to(features.device)
+            positive, negative = model.scores(adjacency, features, permutation)
+            loss = -js_pairs.js_objective(positive, negative)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                trajectory.append((epoch, float(js_pairs.js_value(positive, negative))))
+            value = float(loss)
+            if not np.isfinite(value):
+                raise FloatingPointError(f"DGI loss became {value} at epoch {epoch}")
+            if value < best:
+                best, best_epoch, waited = value, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                waited += 1
+                if waited >= p.patience:
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        diagnostics = {
+            "epochs_run": epoch, "best_epoch": best_epoch, "best_loss": best,
+            "final_loss": value if trajectory else float("nan"), "random_init": False,
+            "stopped_early": epoch < budget.epochs,
+        }
+        return trajectory, diagnostics
+
+
+def build_dgi(params: DGIParams) -> DGI:
+    return DGI(params)

@@ -1,0 +1,133 @@
+"""Variational MI and f-divergence estimators: a critic, a training rule, and harness.training.
+
+Each estimator is a (Params, objective) pair; the critic and the loop are shared, so every
+bound sees the same score matrix and the same optimiser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+
+from harness import Budget, Estimate, EstimatorSpec, Params, hookimpl
+from harness.training import train_critic
+from plugins.divergences import DIVERGENCE_NAMES, divergence, target_name
+from plugins.estimators import objectives
+from plugins.estimators.critics import CRITICS, Activation, TwoSampleCritic
+
+Positive = Annotated[int, Field(gt=0)]
+
+
+class CriticParams(Params):
+    """The critic and its optimiser; defaults are the staircase protocol of Poole et al. (2019)."""
+
+    critic: Literal["separable", "concat", "bilinear"] = "separable"
+    hidden: Positive = 256
+    layers: Annotated[int, Field(ge=0)] = 2
+    embed_dim: Positive = 32
+    activation: Activation = "relu"
+    lr: Annotated[float, Field(gt=0)] = 5e-4
+
+
+class MINEParams(CriticParams):
+    ma_rate: Annotated[float, Field(gt=0, le=1)] = 0.01
+
+
+class SMILEParams(CriticParams):
+    tau: Annotated[float, Field(gt=0)] = 5.0
+
+
+class BaselineParams(CriticParams):
+    baseline_hidden: Positive = 64
+
+
+class InterpolatedParams(BaselineParams):
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+
+class NCEParams(CriticParams):
+    negatives: Annotated[float, Field(gt=0)] = 1.0
+
+
+class FGANParams(CriticParams):
+    divergence: Literal[DIVERGENCE_NAMES] = "kl"  # type: ignore[valid-type]
+    alpha: float | None = None
+
+    @model_validator(mode="after")
+    def _alpha_only_for_alpha(self) -> FGANParams:
+        if (self.divergence == "alpha") != (self.alpha is not None):
+            raise ValueError("give alpha (not 0 or 1) exactly when divergence = 'alpha'")
+        return self
+
+
+ObjectiveFactory = Callable[[Params, int], nn.Module]
+
+
+class VariationalEstimator:
+    """fit_estimate trains a critic on pairs; fit_divergence (f-GAN only) on two samples."""
+
+    def __init__(self, params: CriticParams, objective: ObjectiveFactory, target: str = "mi",
+                 two_sample: bool = False):
+        self.params = params
+        self.objective = objective
+        self.target = target
+        if two_sample:
+            self.fit_divergence = self._fit_divergence
+
+    def fit_estimate(self, x: np.ndarray, y: np.ndarray, budget: Budget, device: str, seed: int) -> Estimate:
+        return self._fit(CRITICS[self.params.critic], x, y, budget, device, seed)
+
+    def _fit_divergence(self, p: np.ndarray, q: np.ndarray, budget: Budget, device: str, seed: int) -> Estimate:
+        return self._fit(TwoSampleCritic, p, q, budget, device, seed)
+
+    def _fit(self, critic_class, x, y, budget, device, seed) -> Estimate:
+        p = self.params
+        torch.manual_seed(seed)
+        critic = critic_class(x.shape[1], y.shape[1], p.hidden, p.layers, p.embed_dim, p.activation)
+        return train_critic(critic, self.objective(p, y.shape[1]), x, y, budget, device, seed, p.lr)
+
+
+def _fgan(params: FGANParams) -> VariationalEstimator:
+    table_row = divergence(params.divergence, params.alpha)
+    return VariationalEstimator(params, lambda _p, _dim: objectives.FGAN(table_row),
+                                target=target_name(params.divergence, params.alpha), two_sample=True)
+
+
+ESTIMATORS = [
+    ("infonce", "InfoNCE / CPC: multi-sample contrastive bound, capped at log B", CriticParams,
+     lambda p, d: objectives.InfoNCE(), "van den Oord et al. 2018, arXiv:1807.03748"),
+    ("nwj", "NWJ = MINE-f, the f-form of KL: unbiased, variance grows like e^I", CriticParams,
+     lambda p, d: objectives.NWJ(), "Nguyen et al. 2010; Belghazi et al. 2018, arXiv:1801.04062"),
+    ("mine", "MINE: Donsker-Varadhan value, moving-average corrected gradient", MINEParams,
+     lambda p, d: objectives.MINE(p.ma_rate), "Belghazi et al. 2018, arXiv:1801.04062"),
+    ("js", "Deep InfoMax JS objective, valued as NWJ(S + 1) (no -1/e offset)", CriticParams,
+     lambda p, d: objectives.JS(), "Hjelm et al. 2019, arXiv:1808.06670; Poole et al. 2019"),
+    ("smile", "SMILE: JS training, DV value with scores clipped to [-tau, tau]", SMILEParams,
+     lambda p, d: objectives.SMILE(p.tau), "Song & Ermon 2020, arXiv:1910.06222"),
+    ("tuba", "TUBA with a learned baseline a(y)", BaselineParams,
+     lambda p, d: objectives.TUBA(d, p.baseline_hidden), "Poole et al. 2019, arXiv:1905.06922"),
+    ("interpolated", "Interpolated bound between NWJ/TUBA (alpha=0) and InfoNCE (alpha=1)", InterpolatedParams,
+     lambda p, d: objectives.Interpolated(d, p.alpha, p.baseline_hidden), "Poole et al. 2019, arXiv:1905.06922"),
+    ("nce", "NCE: logistic joint-vs-marginal classifier, plug-in mean log-ratio", NCEParams,
+     lambda p, d: objectives.NCE(p.negatives), "Gutmann & Hyvarinen 2010"),
+]
+
+
+@hookimpl
+def register_estimators(register):
+    """The variational MI bounds and the f-GAN family."""
+    for name, summary, params, make_objective, cite in ESTIMATORS:
+        register(EstimatorSpec(name=name, summary=summary, params=params, cite=cite,
+                               build=partial(VariationalEstimator, objective=make_objective)))
+    register(EstimatorSpec(
+        name="fgan", summary="f-GAN lower bound of D_f (any f row); f-information on MI tasks",
+        params=FGANParams, build=_fgan, cite="Nowozin et al. 2016, arXiv:1606.00709"))
+
+
+

@@ -1,0 +1,126 @@
+"""Composable tasks: an invertible map applied to X, Y or both sides of any registered MI task.
+
+`half_cube(multinormal_sparse(5, 5, pairs=2))` in a suite becomes the params
+{"base": {"name": "multinormal_sparse", "params": {...}}, "apply_to": "both"}.
+MI and every f-information are invariant under injective maps of each side, so the
+ground truth is the base task's; the log density ratio is the base ratio at the inverted point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from harness.api import GroundTruth, Params
+from plugins.tasks import diffeomorphisms as d
+from plugins.tasks.base import MITask, check
+
+Side = Literal["x", "y", "both"]
+
+
+def _default_base() -> dict[str, Any]:
+    return {"name": "multinormal_sparse", "params": {}}
+
+
+class TransformParams(Params):
+    base: dict[str, Any] = Field(default_factory=_default_base, description='{"name": task, "params": {...}}')
+    apply_to: Side = "both"
+
+
+class SpiralParams(TransformParams):
+    speed: float = Field(0.5, description="rotation angle per unit of squared norm")
+
+
+class SwissRollParams(TransformParams):
+    apply_to: Side = "x"
+
+
+class TransformTask(MITask):
+    """The push-forward of a base MI task through (f_x, f_y); None leaves a side unchanged."""
+
+    def __init__(self, name: str, params: Params, base: MITask,
+                 on_x: d.Diffeomorphism | None, on_y: d.Diffeomorphism | None) -> None:
+        super().__init__(name, params)
+        check(getattr(base, "kind", None) == "mi",
+              f"{name}: the base task must be an MI task (kind 'mi'), got kind {getattr(base, 'kind', None)!r}.")
+        self.base, self.on_x, self.on_y = base, on_x, on_y
+        self.dim_x = on_x.out_dim(base.dim_x) if on_x else base.dim_x
+        self.dim_y = on_y.out_dim(base.dim_y) if on_y else base.dim_y
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.base.sample(n, rng)
+        return (self.on_x.forward(x) if self.on_x else x), (self.on_y.forward(y) if self.on_y else y)
+
+    def invert(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (self.on_x.inverse(x) if self.on_x else x), (self.on_y.inverse(y) if self.on_y else y)
+
+    def log_density_ratio(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return self.base.log_density_ratio(*self.invert(x, y))
+
+    def ground_truth(self, target: str = "mi") -> GroundTruth:
+        return self.base.ground_truth(target)
+
+
+def build_base(base: Any, where: str) -> MITask:
+    """Instantiate {"name": ..., "params": {...}} through the registry (so plugins compose too)."""
+    from harness import registry
+
+    check(isinstance(base, dict) and isinstance(base.get("name"), str) and set(base) <= {"name", "params"},
+          f"{where}: base must be {{'name': <task name>, 'params': {{...}}}}, got {base!r}.")
+    params = base.get("params") or {}
+    check(isinstance(params, dict), f"{where}: base params must be a table of fields, got {params!r}.")
+    return registry.get("task", base["name"], where=where).instantiate(params)
+
+
+def _sided(params: TransformParams, make: Callable[[str], d.Diffeomorphism]):
+    on_x = make("x") if params.apply_to in ("x", "both") else None
+    on_y = make("y") if params.apply_to in ("y", "both") else None
+    return on_x, on_y
+
+
+def _builder(name: str, make: Callable[[Any, str], d.Diffeomorphism]):
+    def build(params: TransformParams) -> TransformTask:
+        base = build_base(params.base, where=f"task {name}")
+        return TransformTask(name, params, base, *_sided(params, lambda side: make(params, side)))
+
+    build.__name__ = f"build_{name}"
+    return build
+
+
+build_half_cube = _builder("half_cube", lambda p, side: d.HalfCube())
+build_cube = _builder("cube", lambda p, side: d.Cube())
+build_asinh = _builder("asinh", lambda p, side: d.Asinh())
+build_normal_cdf = _builder("normal_cdf", lambda p, side: d.NormalCDF())
+build_wiggly = _builder("wiggly", lambda p, side: d.WIGGLY_X if side == "x" else d.WIGGLY_Y)
+build_spiral = _builder("spiral", lambda p, side: d.Spiral(speed=p.speed))
+build_swissroll = _builder("swissroll", lambda p, side: d.SwissRoll())
+build_bimodal = _builder("bimodal", lambda p, side: d.BIMODAL_X if side == "x" else d.BIMODAL_Y)
+
+TRANSFORMS: dict[str, tuple[str, type[TransformParams], Callable[..., TransformTask]]] = {
+    "half_cube": ("x -> x sqrt|x| on each coordinate", TransformParams, build_half_cube),
+    "cube": ("x -> x^3 on each coordinate", TransformParams, build_cube),
+    "asinh": ("x -> asinh(x) on each coordinate (heavy tails shrunk)", TransformParams, build_asinh),
+    "normal_cdf": ("x -> Phi(x) on each coordinate (uniform margins for a Gaussian base)",
+                   TransformParams, build_normal_cdf),
+    "wiggly": ("x -> x + sum of small sines (Beyond Normal's wiggly maps)", TransformParams, build_wiggly),
+    "spiral": ("rotate the first two coordinates by speed * |x|^2", SpiralParams, build_spiral),
+    "swissroll": ("embed the first coordinate as a swiss roll: d dims -> d + 1", SwissRollParams,
+                  build_swissroll),
+    "bimodal": ("x -> F^-1(Phi(x)), F a two-component Gaussian mixture CDF", TransformParams, build_bimodal),
+}
+
+
+class StaircaseCubicParams(Params):
+    mi: float = Field(2.0, ge=0, description="MI level in nats")
+    dim: int = Field(20, ge=1, description="dimension of X and of Y")
+
+
+def build_staircase_cubic(params: StaircaseCubicParams) -> TransformTask:
+    """Poole et al. 2019's cubic staircase: the staircase Gaussian with y <- y^3."""
+    from plugins.tasks.gaussian import StaircaseParams, build_staircase
+
+    base = build_staircase(StaircaseParams(mi=params.mi, dim=params.dim))
+    return TransformTask("staircase_cubic", params, base, None, d.Cube())
