@@ -120,6 +120,56 @@ def export(run_name: str, store: str, fmt: str, output: str | None) -> None:
         click.echo(text, nl=False)
 
 
+@cli.command()
+@click.argument("base")
+@click.argument("head")
+@STORE_OPTION
+@click.option("--mse-ratio", default=1.5, show_default=True, help="Fail when MSE grows by this factor ...")
+@click.option("--abs-error", default=0.05, show_default=True, help="... and the mean moved more than this (nats).")
+@click.option("--z", default=3.0, show_default=True, help="... and more than z standard errors (seeds' spread).")
+@click.option("--accuracy-points", default=1.0, show_default=True, help="Encoders: fail when accuracy falls by more.")
+@click.option("--speed-ratio", default=1.5, show_default=True, help="Mark faster/slower beyond this factor.")
+@click.option("--fail-on-speed", is_flag=True, help="Also fail when a group got slower.")
+@click.option("--output", "-o", type=click.Path(), help="Also write the markdown here (e.g. $GITHUB_STEP_SUMMARY).")
+def compare(base: str, head: str, store: str, mse_ratio: float, abs_error: float, z: float,
+            accuracy_points: float, speed_ratio: float, fail_on_speed: bool, output: str | None) -> None:
+    """Compare two runs (RUN, STORE.sqlite:RUN, or a results.csv); exit 1 on an accuracy regression."""
+    from harness.report import compare as comparing
+
+    limits = comparing.Thresholds(mse_ratio=mse_ratio, abs_error=abs_error, accuracy_points=accuracy_points, z=z,
+                                  speed_ratio=speed_ratio, fail_on_speed=fail_on_speed)
+    table, failing = comparing.compare(comparing.load_side(base, store), comparing.load_side(head, store), limits)
+    text = comparing.render(table, failing, base, head, limits)
+    click.echo(text)
+    if output:
+        Path(output).write_text(text)
+    sys.exit(1 if failing else 0)
+
+
+@cli.command("refresh-reports")
+@click.argument("suites", nargs=-1)
+@click.option("--jobs", "-j", default=2, show_default=True)
+@click.option("--reports-dir", default="reports", show_default=True)
+@click.option("--store", default="results/reference.sqlite", show_default=True)
+def refresh_reports(suites: tuple[str, ...], jobs: int, reports_dir: str, store: str) -> None:
+    """Rerun built-in suites (default: quickstart) from scratch and rewrite their reference reports."""
+    from harness import report as reporting
+    from harness import runner
+    from harness import suite as suite_files
+    from harness.executors import limit_threads, make_executor
+    from harness.store import Store
+
+    limit_threads()
+    results = Store(store)
+    for name in suites or ("quickstart",):
+        loaded = suite_files.load(name)
+        run_name = f"{loaded.name}"
+        results.discard_run(run_name)
+        summary = runner.run(loaded, results, run_name, make_executor("local", jobs))
+        out = reporting.build(results, summary.run, reports_dir)
+        console.print(f"{summary}\nreport: {out / 'index.html'}")
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

@@ -95,6 +95,12 @@ class Store:
                 [row[c] for c in COLUMNS],
             )
 
+    def discard_run(self, run: str) -> None:
+        """Forget a run entirely (used to regenerate reference reports from scratch)."""
+        with self._writing():
+            self.db.execute("DELETE FROM cells WHERE run = ?", (run,))
+            self.db.execute("DELETE FROM runs WHERE run = ?", (run,))
+
     def runs(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT run, suite, created, suite_path FROM runs ORDER BY created", self.db)
 

@@ -126,7 +126,7 @@ def test_dim_training_lowers_its_loss_and_raises_its_mi_estimate(small_digits, o
 
 def test_cpc_on_digit_sequences_learns_to_predict_ahead():
     data = make_digit_sequences(length=6, n_train=256, n_test=32, seed=0)
-    embeddings = fit("cpc", data, Budget(epochs=4, batch_size=64), steps_ahead=2)
+    embeddings = fit("cpc", data, Budget(steps=16, batch_size=64), steps_ahead=2)
     values = [v for _, v in embeddings.trajectory]
     assert values[-1] > values[0] + 0.5, values
     assert values[-1] <= np.log(64) + 1e-5  # InfoNCE with 64 items per batch is capped at log 64
@@ -135,7 +135,7 @@ def test_cpc_on_digit_sequences_learns_to_predict_ahead():
 
 def test_cpc_on_ucr_windows_learns_to_predict_ahead():
     data = dataset("ucr_trace")
-    embeddings = fit("cpc", data, Budget(epochs=8, batch_size=50), window=25)
+    embeddings = fit("cpc", data, Budget(steps=16, batch_size=50), window=25)
     values = [v for _, v in embeddings.trajectory]
     assert values[-1] > values[0] + 0.3, values
     assert embeddings.features.shape == (200, 64)

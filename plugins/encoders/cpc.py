@@ -111,21 +111,26 @@ def fit_cpc(params: Any, dataset: Any, budget: Budget, device: str, seed: int) -
         return float(torch.stack(values).mean())
 
     trajectory = [(0, current_estimate())]
-    per_k: list[list[float]] = []
+    per_k: list[tuple[int, list[float]]] = []
     if not params.random_init:
         optimiser = torch.optim.Adam(model.parameters(), lr=params.lr)
-        for epoch in range(1, budget.epochs + 1):
-            sums, count = 0.0, 0
+        record_every = max(1, budget.steps // 20)
+        step, sums, count = 0, torch.zeros(params.steps_ahead, device=where), 0
+        while step < budget.steps:
             for idx in batches(len(train), budget.batch_size, generator):
                 values = model.infonce(train[idx.to(where)])
                 loss = -values.mean()
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-                sums, count = sums + values.detach(), count + 1
-            mean_k = (sums / count).cpu()
-            per_k.append(mean_k.tolist())
-            trajectory.append((epoch, float(mean_k.mean())))
+                step, sums, count = step + 1, sums + values.detach(), count + 1
+                if step % record_every == 0 or step == budget.steps:
+                    mean_k = (sums / count).cpu()
+                    per_k.append((step, mean_k.tolist()))
+                    trajectory.append((step, float(mean_k.mean())))
+                    sums, count = torch.zeros_like(sums), 0
+                if step == budget.steps:
+                    break
     model.eval()
     features = embed_in_batches(lambda x: readout(model, x, params.readout), inputs, where)
     batch = min(budget.batch_size, len(train))
@@ -133,9 +138,11 @@ def fit_cpc(params: Any, dataset: Any, budget: Budget, device: str, seed: int) -
         features=features,
         trajectory=trajectory,
         diagnostics={
-            "epochs": 0 if params.random_init else budget.epochs,
+            "steps": 0 if params.random_init else budget.steps,
+            "epochs": 0 if params.random_init else round(budget.steps * batch / len(train)),
             "objective": "infonce",
-            "trajectory_term": f"InfoNCE averaged over k = 1..{params.steps_ahead}, nats (cap log B = "
+            "trajectory_term": f"InfoNCE averaged over k = 1..{params.steps_ahead} and the steps since the last "
+                               f"point, nats (cap log B = "
                                f"{np.log(batch):.3f})",
             "infonce_per_k": per_k,
             "train_items": int(len(train)),

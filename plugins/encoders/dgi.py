@@ -52,10 +52,12 @@ class DGIModel(nn.Module):
         projected = self.gcn.project(features)
         h = self.gcn.propagate(adjacency, projected)
         h_corrupt = self.gcn.propagate(adjacency, projected[permutation])
-        summary = torch.sigmoid(h.mean(0, keepdim=True))
-        positive = self.discriminator(h, summary.expand_as(h)).squeeze(-1)
-        negative = self.discriminator(h_corrupt, summary.expand_as(h_corrupt)).squeeze(-1)
-        return positive, negative
+        summary = torch.sigmoid(h.mean(0))
+        # Bilinear h^T W s + b with one summary: W s once, then a matrix-vector product per
+        # graph (nn.Bilinear on an expanded summary costs N x H x H in its backward pass).
+        w_summary = self.discriminator.weight[0] @ summary
+        bias = self.discriminator.bias[0]
+        return h @ w_summary + bias, h_corrupt @ w_summary + bias
 
 
 class DGI:
@@ -100,7 +102,7 @@ class DGI:
             optimizer.step()
             with torch.no_grad():
                 trajectory.append((epoch, float(js_pairs.js_value(positive, negative))))
-            value = float(loss)
+            value = loss.item()
             if not np.isfinite(value):
                 raise FloatingPointError(f"DGI loss became {value} at epoch {epoch}")
             if value < best:

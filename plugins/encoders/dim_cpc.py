@@ -1,8 +1,9 @@
 """Deep InfoMax and CPC encoders, and the raw-input baseline that serves every dataset kind.
 
-Budgets: `epochs` passes over the dataset's train split (labels unused), in shuffled batches of
-`batch_size` (capped at the split's size; a ragged last batch is dropped because every bound
-depends on B). `steps` is not used. `random_init = True` returns the same architecture untrained,
+Both train on the dataset's train split only (labels unused), in shuffled batches of `batch_size`
+(capped at the split's size; a ragged last batch is dropped because every bound depends on B).
+DIM trains for `budget.epochs` passes; CPC for `budget.steps` optimiser updates, because its
+datasets differ 40-fold in size (one epoch of GunPoint is one batch). `random_init = True` returns the same architecture untrained,
 seeded by the cell's seed: the random-encoder baseline.
 """
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from harness import EncoderSpec, hookimpl
 from plugins.encoders.dgi import DGIParams
+from plugins.encoders.infograph import InfoGraphParams
+
+INFOGRAPH_PUBLISHED = {
+    "mutag": (89.01, 1.13), "ptc_mr": (61.65, 1.43), "imdb_binary": (73.03, 0.87), "imdb_multi": (49.69, 0.53),
+}
 
 
 @hookimpl
@@ -13,4 +18,9 @@ def register_encoders(register):
         name="dgi", summary="Deep Graph Infomax: 1-layer GCN, node vs graph-summary JS objective",
         params=DGIParams, build="plugins.encoders.dgi:build_dgi", cite="arXiv:1809.10341",
         published={"cora": (82.3, 0.6), "citeseer": (71.8, 0.7)},
+    ))
+    register(EncoderSpec(
+        name="infograph", summary="InfoGraph: GIN encoder, node vs graph JS objective with in-batch negatives",
+        params=InfoGraphParams, build="plugins.encoders.infograph:build_infograph", cite="arXiv:1908.01000",
+        published=INFOGRAPH_PUBLISHED,
     ))
