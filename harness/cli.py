@@ -45,6 +45,12 @@ def list_command(what: str | None) -> None:
         return
     for plural in [what] if what else list(KINDS):
         specs = registry.specs(KINDS[plural])
+        if plural == "suites":
+            table = Table("name", "summary", "file", title=f"suites ({len(specs)})", title_justify="left")
+            for name, spec in sorted(specs.items()):
+                table.add_row(name, spec.summary, spec.instantiate())
+            console.print(table)
+            continue
         table = Table("name", "summary", "parameters (defaults)", "cite", title=f"{plural} ({len(specs)})",
                       title_justify="left", show_lines=False)
         for name, spec in sorted(specs.items()):

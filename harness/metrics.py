@@ -47,6 +47,8 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
             "wall_s": ok["wall_s"].mean(),
             "steps_per_s": (ok["steps"] / seconds).mean() if len(ok) and (seconds > 0).all() else np.nan,
             "kernel_ms": ok["kernel_ms"].astype(float).mean(),
+            "peak_mem_mb": ok["peak_mem_mb"].astype(float).max() if len(ok) else np.nan,
+            "device": ", ".join(sorted(group["device"].unique())),
         }
         row["bias"] = row["mean"] - truth
         row["variance"] = row["std"] ** 2

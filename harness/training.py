@@ -9,11 +9,18 @@ every step sees a fresh batch and the estimate is the mean training-batch value 
 last quarter of steps (each value is computed before the step that uses it, so it is an
 out-of-sample value, as in Poole et al. 2019). With fewer samples the data is split in
 half: the critic trains on one half and the estimate is the bound on the other half.
+
+Many critics of one architecture train as one model (`train_critics`): the model's weights
+carry a leading group dimension G and its forward maps (G, B, dx), (G, B, dy) to (G, B, B).
+Each member keeps its own data, batch-index generator, bound, reported value and failure;
+one Adam over the stacked weights is G independent Adams (Adam is elementwise), and the
+summed loss keeps gradients apart. `train_critic` is the case G = 1 of the same loop.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -23,9 +30,15 @@ from torch import Tensor, nn
 from harness.api import Budget, Estimate
 from harness.timing import StepTimer, resolve_device
 
+INDEX_CHUNK = 256  # batch indices are drawn this many steps at a time (same stream as step by step)
+
 
 class Objective(Protocol):
-    """An nn.Module: forward(scores, x, y) -> (loss, value). value is detached, in nats."""
+    """An nn.Module: forward(scores, x, y) -> (loss, value). value is detached, in nats.
+
+    scores may carry leading group dimensions, (..., B, B) with x (..., B, dx): the loss is
+    summed over them and the value keeps them, so one objective can serve several members.
+    """
 
     def __call__(self, scores: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]: ...
 
@@ -34,6 +47,17 @@ class Critic(Protocol):
     """An nn.Module: forward(x, y) -> score matrix of shape (B, B)."""
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor: ...
+
+
+class _OneCritic(nn.Module):
+    """A plain critic as a group of one: (1, B, d) -> (1, B, B), keeping its fast unbatched layers."""
+
+    def __init__(self, critic: nn.Module):
+        super().__init__()
+        self.critic = critic
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.critic(x[0], y[0]).unsqueeze(0)
 
 
 def train_critic(
@@ -48,37 +72,81 @@ def train_critic(
     ema_span: int = 200,
     record_every: int = 10,
 ) -> Estimate:
+    """Train one critic; raises FloatingPointError when the bound becomes non-finite."""
+    (result,) = train_critics(_OneCritic(critic), [objective], [x], [y], budget, device, [seed], lr,
+                              ema_span, record_every)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def train_critics(
+    critic: nn.Module,
+    objectives: Sequence[nn.Module],
+    xs: Sequence[np.ndarray],
+    ys: Sequence[np.ndarray],
+    budget: Budget,
+    device: str,
+    seeds: Sequence[int],
+    lr: float,
+    ema_span: int = 200,
+    record_every: int = 10,
+) -> list[Estimate | FloatingPointError]:
+    """Train G critics as one grouped model; member g sees (xs[g], ys[g]) and batch indices from seeds[g].
+
+    objectives[g] trains member g; one instance listed for consecutive members is called once on
+    their stacked scores (so it must have no parameters of its own). A member whose bound turns
+    non-finite gets a FloatingPointError in its slot, as training it alone would have raised;
+    the others go on.
+    """
     torch_device = resolve_device(device)
-    b = budget.batch_size
-    if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} rows but y has {len(y)}; pairs must line up.")
-    if len(x) < 2 * b and len(x) < budget.steps * b:
-        raise ValueError(f"{len(x)} samples are too few for batch size {b}; give at least {2 * b}.")
-    xs = torch.as_tensor(np.asarray(x, dtype=np.float32), device=torch_device)
-    ys = torch.as_tensor(np.asarray(y, dtype=np.float32), device=torch_device)
-    streaming = len(xs) >= budget.steps * b
-    train_rows = len(xs) if streaming else len(xs) // 2
-    generator = torch.Generator().manual_seed(seed)
+    g_count, b = len(xs), budget.batch_size
+    if not (len(ys) == len(seeds) == len(objectives) == g_count >= 1):
+        raise ValueError(f"give one x, y, seed and objective per member: {len(xs)}, {len(ys)}, {len(seeds)}, "
+                         f"{len(objectives)}")
+    n = len(xs[0])
+    for x, y in zip(xs, ys, strict=True):
+        if len(x) != len(y):
+            raise ValueError(f"x has {len(x)} rows but y has {len(y)}; pairs must line up.")
+        if len(x) != n:
+            raise ValueError(f"every member of a group needs the same number of samples ({n}), got {len(x)}.")
+    if n < 2 * b and n < budget.steps * b:
+        raise ValueError(f"{n} samples are too few for batch size {b}; give at least {2 * b}.")
+    runs = _objective_runs(objectives)
+    data_x = _stack(xs, torch_device)
+    data_y = _stack(ys, torch_device)
+    streaming = n >= budget.steps * b
+    train_rows = n if streaming else n // 2
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    members = torch.arange(g_count, device=torch_device).unsqueeze(1)
 
     critic.to(torch_device)
-    objective.to(torch_device)
-    parameters = list(critic.parameters()) + list(objective.parameters())
-    optimizer = torch.optim.Adam(parameters, lr=lr)
+    parameters = list(critic.parameters())
+    for objective, _, _ in runs:
+        objective.to(torch_device)
+        parameters += list(objective.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=lr, **_fastest_adam(parameters))
     timer = StepTimer(torch_device)
     alpha = 2.0 / (ema_span + 1)
-    smoothed = math.nan
-    trajectory: list[tuple[int, float]] = []
-    values = torch.empty(budget.steps, device=torch_device)
+    smoothed = np.full(g_count, math.nan)
+    trajectories: list[list[tuple[int, float]]] = [[] for _ in range(g_count)]
+    failures: dict[int, FloatingPointError] = {}
+    values = torch.empty(budget.steps, g_count, device=torch_device)
+    indices = None
 
     for step in range(budget.steps):
         if streaming:
-            rows = torch.arange(step * b, (step + 1) * b)
+            xb, yb = data_x[:, step * b : (step + 1) * b], data_y[:, step * b : (step + 1) * b]
         else:
-            rows = torch.randint(train_rows, (b,), generator=generator)
-        rows = rows.to(torch_device)
-        xb, yb = xs[rows], ys[rows]
+            if step % INDEX_CHUNK == 0:
+                chunk = min(INDEX_CHUNK, budget.steps - step)
+                # Drawing (chunk, b) at once consumes each generator exactly as `chunk` draws of (b,).
+                indices = torch.stack([torch.randint(train_rows, (chunk, b), generator=gen) for gen in generators],
+                                      dim=1).to(torch_device)
+            rows = indices[step % INDEX_CHUNK]
+            xb, yb = data_x[members, rows], data_y[members, rows]
         timer.start()
-        loss, value = objective(critic(xb, yb), xb, yb)
+        loss, value = _losses(runs, critic(xb, yb), xb, yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -86,29 +154,93 @@ def train_critic(
         values[step] = value
         if (step + 1) % record_every == 0 or step + 1 == budget.steps:
             # One host sync per `record_every` steps keeps the GPU queue full.
-            window = values[step + 1 - min(record_every, step + 1) : step + 1].cpu().numpy()
-            if not np.all(np.isfinite(window)):
-                raise FloatingPointError(f"the bound became non-finite by step {step + 1}")
-            for v in window:
-                smoothed = float(v) if math.isnan(smoothed) else (1 - alpha) * smoothed + alpha * float(v)
-            trajectory.append((step + 1, smoothed))
+            window = values[step + 1 - min(record_every, step + 1) : step + 1].cpu().numpy().astype(np.float64)
+            for member in np.flatnonzero(~np.all(np.isfinite(window), axis=0)):
+                failures.setdefault(int(member), FloatingPointError(
+                    f"the bound became non-finite by step {step + 1}"))
+            for row in window:
+                smoothed = np.where(np.isnan(smoothed), row, (1 - alpha) * smoothed + alpha * row)
+            for member, trajectory in enumerate(trajectories):
+                if member not in failures:
+                    trajectory.append((step + 1, float(smoothed[member])))
 
     if streaming:
-        value = float(values[-max(1, budget.steps // 4) :].mean())
+        final = values[-max(1, budget.steps // 4) :].mean(0).tolist()
     else:
-        value = heldout_value(critic, objective, xs[train_rows:], ys[train_rows:], b)
-    diagnostics = {"protocol": "stream" if streaming else "heldout", "steps": budget.steps, **timer.summary()}
-    return Estimate(value=value, trajectory=trajectory, diagnostics=diagnostics)
+        final = heldout_values(critic, runs, data_x[:, train_rows:], data_y[:, train_rows:], b)
+    timing = timer.summary()
+    diagnostics = {"protocol": "stream" if streaming else "heldout", "steps": budget.steps, **timing}
+    if g_count > 1:
+        # The group's kernel time is shared out evenly; the total stays visible beside it.
+        diagnostics |= {"kernel_ms": timing["kernel_ms"] / g_count, "group_size": g_count,
+                        "group_kernel_ms": timing["kernel_ms"]}
+    return [failures.get(g) or Estimate(value=final[g], trajectory=trajectories[g], diagnostics=dict(diagnostics))
+            for g in range(g_count)]
 
 
 @torch.no_grad()
 def heldout_value(critic: nn.Module, objective: nn.Module, xs: Tensor, ys: Tensor, batch_size: int) -> float:
     """Mean of the bound over full held-out batches, with the critic frozen."""
+    return heldout_values(_OneCritic(critic), [(objective, 0, 1)], xs.unsqueeze(0), ys.unsqueeze(0), batch_size)[0]
+
+
+@torch.no_grad()
+def heldout_values(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], xs: Tensor, ys: Tensor,
+                   batch_size: int) -> list[float]:
+    """Per member, the mean bound over full held-out batches of (G, N, d) data, critic frozen."""
     critic.eval()
-    objective.eval()  # stateful objectives (MINE's moving average) must not update here
-    usable = len(xs) // batch_size * batch_size
-    values = [
-        objective(critic(xb, yb), xb, yb)[1]
-        for xb, yb in zip(xs[:usable].split(batch_size), ys[:usable].split(batch_size), strict=True)
-    ]
-    return float(torch.stack(values).mean())
+    for objective, _, _ in runs:
+        objective.eval()  # stateful objectives (MINE's moving average) must not update here
+    usable = xs.shape[1] // batch_size * batch_size
+    values = [_losses(runs, critic(xb, yb), xb, yb)[1]
+              for xb, yb in zip(xs[:, :usable].split(batch_size, 1), ys[:, :usable].split(batch_size, 1),
+                                strict=True)]
+    return torch.stack(values).mean(0).tolist()
+
+
+def _losses(runs: list[tuple[nn.Module, int, int]], scores: Tensor, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
+    """Summed loss and per-member values; each objective sees only its members' slice."""
+    if len(runs) == 1:
+        loss, value = runs[0][0](scores, xb, yb)
+        return loss, value.reshape(-1)
+    losses, values = [], []
+    for objective, start, stop in runs:
+        loss, value = objective(scores[start:stop], xb[start:stop], yb[start:stop])
+        losses.append(loss)
+        values.append(value.reshape(-1))
+    return torch.stack(losses).sum(), torch.cat(values)
+
+
+def _objective_runs(objectives: Sequence[nn.Module]) -> list[tuple[nn.Module, int, int]]:
+    """Collapse consecutive repeats of one instance into (objective, start, stop) slices."""
+    runs: list[tuple[nn.Module, int, int]] = []
+    for g, objective in enumerate(objectives):
+        if runs and runs[-1][0] is objective:
+            runs[-1] = (objective, runs[-1][1], g + 1)
+            continue
+        if any(objective is seen for seen, _, _ in runs):
+            raise ValueError("an objective shared by several members must serve consecutive members")
+        runs.append((objective, g, g + 1))
+    for objective, start, stop in runs:
+        if stop - start > 1 and next(objective.parameters(), None) is not None:
+            raise ValueError(f"{type(objective).__name__} has parameters of its own, so members cannot share it; "
+                             "give each member its own instance")
+    return runs
+
+
+def _stack(arrays: Sequence[np.ndarray], device: torch.device) -> Tensor:
+    stacked = torch.empty((len(arrays), *np.shape(arrays[0])), dtype=torch.float32)
+    for g, array in enumerate(arrays):
+        stacked[g] = torch.as_tensor(np.asarray(array, dtype=np.float32))
+    return stacked.to(device)
+
+
+def _fastest_adam(parameters: list[Tensor]) -> dict[str, bool]:
+    """The fused kernel (one call for all tensors) where this torch has it for these tensors.
+
+    It is elementwise like the reference implementation, so a member's update does not
+    depend on what else shares the call (tests/test_grouping.py checks this).
+    """
+    supported = all(p.dtype in (torch.float32, torch.float64) and p.device.type in ("cpu", "cuda")
+                    for p in parameters)
+    return {"fused": True} if supported and parameters else {}

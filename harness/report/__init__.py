@@ -13,10 +13,12 @@ from harness.report import figures
 from harness.store import Store
 
 SUMMARY_COLUMNS = {
-    "estimation": ["method", "data", "n", "true", "mean", "bias", "std", "mse", "ci95", "seeds", "failures",
-                   "wall_s", "steps_per_s", "kernel_ms"],
-    "representation": ["method", "data", "true", "mean", "std", "probe_std", "seeds", "failures", "wall_s"],
+    "estimation": ["method", "data", "n", "true", "mean", "bias", "std", "mse", "ci95", "seeds", "failures"],
+    "representation": ["method", "data", "true", "mean", "std", "probe_std", "seeds", "failures"],
 }
+TIMING_COLUMNS = ["method", "data", "device", "wall_s", "steps_per_s", "kernel_ms", "peak_mem_mb"]
+TIMING_HEADING = ("Timing (means per cell: wall time in s; training steps per second and total step time in ms, "
+                  "from CUDA events on GPU or perf_counter on CPU; peak memory in MB)")
 HEADINGS = {
     "estimation": "Estimates against ground truth (nats; statistics over seeds)",
     "representation": "Downstream accuracy (%; `true` is the paper's number, std over pretraining seeds, "
@@ -38,6 +40,7 @@ def build(store: Store, run: str, out_root: str | Path = "reports") -> Path:
         table = summary[summary["kind"] == kind]
         if not table.empty:
             sections.append((heading, table[SUMMARY_COLUMNS[kind]], None, None))
+    sections.append((TIMING_HEADING, summary[TIMING_COLUMNS], None, None))
     plots = [("trajectories.png", lambda p: figures.trajectories(cells, p)),
              ("bias_variance.png", lambda p: figures.bias_variance(summary, p)),
              ("error_heatmap.png", lambda p: figures.error_heatmap(summary, p)),

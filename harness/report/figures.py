@@ -82,12 +82,19 @@ def error_heatmap(summary: pd.DataFrame, path: Path) -> str | None:
     if rows["data"].nunique() < 2:
         return None
     table = rows.assign(log_rel_error=np.log10((rows["mean"] - rows["true"]).abs() / rows["true"].abs() + 1e-6))
-    grid = table.pivot_table(index="method", columns="data", values="log_rel_error", aggfunc="mean")
-    fig, ax = plt.subplots(figsize=(3 + 1.1 * grid.shape[1], 1.5 + 0.5 * grid.shape[0]))
+    grid = table.pivot_table(index="method", columns="data", values="log_rel_error", aggfunc="mean", sort=False)
+    tasks_down = grid.shape[1] > grid.shape[0]  # the longer side (often tasks, with long labels) runs down
+    if tasks_down:
+        grid = grid.T
+    longest = max(len(str(label)) for label in grid.index)
+    fig, ax = plt.subplots(figsize=(2.5 + 0.07 * longest + 0.75 * grid.shape[1], 1.5 + 0.32 * grid.shape[0]))
     sns.heatmap(grid, annot=True, fmt=".1f", cmap="rocket_r", vmin=-3, vmax=0.5, ax=ax,
-                cbar_kws={"label": "log10 |relative error|"})
-    ax.set_xlabel("task")
-    ax.set_ylabel("estimator")
+                annot_kws={"fontsize": 8}, cbar_kws={"label": "log10 |relative error|", "shrink": 0.6})
+    ax.set_xlabel("estimator" if tasks_down else "task")
+    ax.set_ylabel("task" if tasks_down else "estimator")
+    ax.tick_params(axis="x", labelrotation=35, labelsize=8)
+    ax.tick_params(axis="y", labelsize=8)
+    plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
     ax.set_title("log10 relative error of the mean estimate")
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -107,7 +114,7 @@ def training_curves(cells: pd.DataFrame, path: Path) -> str | None:
     grid = sns.relplot(data=long, x="step", y="value", hue="encoder", col="dataset", kind="line",
                        col_wrap=min(3, long["dataset"].nunique()), height=3.2, aspect=1.3,
                        facet_kws={"sharey": False})
-    grid.set_axis_labels("epoch", "objective's MI estimate (nats)")
+    grid.set_axis_labels("epoch / step", "objective's MI estimate (nats)")
     grid.figure.suptitle("Each encoder's MI estimate over training (mean and 95% band over seeds)", y=1.03)
     grid.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(grid.figure)

@@ -17,12 +17,13 @@ from harness.api import Budget, Embeddings
 
 class DIMParams(Params):
     objective: Literal["js", "dv", "infonce", "nwj"] = "js"
-    alpha: float = 0.5  # global MI weight
+    # DIM(L), the paper's best setting for classification: local MI and prior matching only.
+    alpha: float = 0.0  # global MI weight
     beta: float = 1.0  # local MI weight
     gamma: float = 0.1  # prior-matching weight
-    embedding_dim: int = 64
+    embedding_dim: int = 16  # the global vector the probe reads: a 4x compression of an 8x8 image
     critic_dim: int = 128
-    lr: float = 1e-3
+    lr: float = 3e-4
     random_init: bool = False
 
 
@@ -31,7 +32,8 @@ class CPCParams(Params):
     window: int = 16  # samples per step when the items are series
     latent_dim: int = 64
     context_dim: int = 64
-    readout: Literal["context_last", "context_mean", "encoder_mean", "all"] = "context_mean"
+    # "all" = [c_T, mean_t c_t, mean_t z_t]: the last context, and what every step saw.
+    readout: Literal["context_last", "context_mean", "encoder_mean", "all"] = "all"
     lr: float = 1e-3
     random_init: bool = False
 
