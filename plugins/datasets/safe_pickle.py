@@ -8,6 +8,7 @@ allowlist of (module, name) pairs and refuses everything else before it is impor
 
 from __future__ import annotations
 
+import _codecs
 import builtins
 import collections
 import io
@@ -53,6 +54,8 @@ ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "tuple"): builtins.tuple,
     ("builtins", "int"): builtins.int,
     ("builtins", "float"): builtins.float,
+    # Python 3 writes bytes in protocol-2 pickles as _codecs.encode(str, "latin1"): text to bytes, no side effect.
+    ("_codecs", "encode"): _codecs.encode,
 }
 
 

@@ -27,7 +27,7 @@ class GraphSet:
     graphs: list[tuple[np.ndarray, np.ndarray]]  # (node features float32, edge_index int64 2 x E)
     labels: np.ndarray  # int64 in 0..num_classes-1
     splits: dict[str, np.ndarray] = field(default_factory=dict)
-    evaluation: str = "svm_kfold"
+    evaluation: str = "svm_kfold_unscaled"
     kind: Literal["graphs"] = "graphs"
     num_classes: int = 0
     feature_source: str = ""
@@ -38,14 +38,14 @@ def _integers(path: Path, columns: int) -> np.ndarray:
         text = path.read_text()
     except UnicodeDecodeError as err:
         raise UserError(f"{path}: not a text file of integers ({err}).") from err
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = sum(1 for line in text.splitlines() if line.strip())
     try:
-        values = np.array([int(v) for line in lines for v in line.replace(",", " ").split()], dtype=np.int64)
-    except ValueError as err:
+        values = np.array(text.replace(",", " ").split(), dtype=np.int64)
+    except (ValueError, OverflowError) as err:
         raise UserError(f"{path}: every line must hold {columns} integer(s) ({err}).") from err
-    if values.size != columns * len(lines) or not lines:
-        raise UserError(f"{path}: expected {columns} integer(s) on each of its {len(lines)} lines.")
-    return values.reshape(len(lines), columns) if columns > 1 else values
+    if values.size != columns * lines or not lines:
+        raise UserError(f"{path}: expected {columns} integer(s) on each of its {lines} lines.")
+    return values.reshape(lines, columns) if columns > 1 else values
 
 
 def _one_hot(values: np.ndarray, width: int) -> np.ndarray:
@@ -73,7 +73,9 @@ def load_tu(name: str, root_parts: tuple[str, ...] = ("tu",)) -> GraphSet:
         raise UserError(f"{folder}/{name}_A.txt: an edge joins nodes of two different graphs.")
 
     edges = edges[edges[:, 0] != edges[:, 1]]
-    edges = np.unique(np.concatenate([edges, edges[:, ::-1]]), axis=0)  # undirected, merged
+    both = np.concatenate([edges, edges[:, ::-1]])
+    keys = np.unique(both[:, 0] * nodes + both[:, 1])  # undirected, merged, sorted by (source, target)
+    edges = np.stack([keys // nodes, keys % nodes], axis=1)
 
     node_labels_path = folder / f"{name}_node_labels.txt"
     if node_labels_path.exists():

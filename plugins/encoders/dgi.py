@@ -91,7 +91,7 @@ class DGI:
         nodes = features.shape[0]
         best, best_epoch, best_state, waited = float("inf"), 0, None, 0
         trajectory = []
-        epoch = 0
+        epoch, value, estimate = 0, float("nan"), float("nan")
         for epoch in range(1, budget.epochs + 1):
             model.train()
             permutation = torch.randperm(nodes, generator=generator).to(features.device)
@@ -100,9 +100,10 @@ class DGI:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            with torch.no_grad():
-                trajectory.append((epoch, float(js_pairs.js_value(positive, negative))))
             value = loss.item()
+            trajectory.append((epoch, -value))
+            with torch.no_grad():
+                estimate = js_pairs.js_value(positive, negative).item()
             if not np.isfinite(value):
                 raise FloatingPointError(f"DGI loss became {value} at epoch {epoch}")
             if value < best:
@@ -116,8 +117,8 @@ class DGI:
             model.load_state_dict(best_state)
         diagnostics = {
             "epochs_run": epoch, "best_epoch": best_epoch, "best_loss": best,
-            "final_loss": value if trajectory else float("nan"), "random_init": False,
-            "stopped_early": epoch < budget.epochs,
+            "final_loss": value, "random_init": False,
+            "stopped_early": epoch < budget.epochs, "final_js_objective": -value, "final_mi_estimate": estimate,
         }
         return trajectory, diagnostics
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness import EncoderSpec, hookimpl
 from plugins.encoders.dgi import DGIParams
 from plugins.encoders.infograph import InfoGraphParams
+from plugins.encoders.infograph_semi import InfoGraphSemiParams, SupervisedOnlyParams
 
 INFOGRAPH_PUBLISHED = {
     "mutag": (89.01, 1.13), "ptc_mr": (61.65, 1.43), "imdb_binary": (73.03, 0.87), "imdb_multi": (49.69, 0.53),
@@ -23,4 +24,16 @@ def register_encoders(register):
         name="infograph", summary="InfoGraph: GIN encoder, node vs graph JS objective with in-batch negatives",
         params=InfoGraphParams, build="plugins.encoders.infograph:build_infograph", cite="arXiv:1908.01000",
         published=INFOGRAPH_PUBLISHED,
+    ))
+    register(EncoderSpec(
+        name="infograph_semi",
+        summary="InfoGraph*: supervised + unsupervised GIN encoders joined by a teacher-student JS term",
+        params=InfoGraphSemiParams, build="plugins.encoders.infograph_semi:build_infograph_semi",
+        cite="arXiv:1908.01000",
+    ))
+    register(EncoderSpec(
+        name="supervised_gin",
+        summary="supervised-only baseline of InfoGraph*: the same GIN + classifier on the labelled graphs alone",
+        params=SupervisedOnlyParams, build="plugins.encoders.infograph_semi:build_supervised_only",
+        cite="arXiv:1908.01000",
     ))

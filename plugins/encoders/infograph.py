@@ -18,7 +18,14 @@ from torch import Tensor, nn
 from harness import Budget, Embeddings, Params
 from harness.errors import UserError
 from plugins.encoders import js_pairs
-from plugins.encoders.gin import GINEncoder, MLPWithShortcut, batches, embed_all, local_global_scores, xavier_init
+from plugins.encoders.gin import (
+    GINEncoder,
+    MLPWithShortcut,
+    batches,
+    embed_all,
+    local_global_scores,
+    xavier_init,
+)
 
 
 class InfoGraphParams(Params):
@@ -93,7 +100,7 @@ class InfoGraph:
             losses = []
             for epoch in range(1, budget.epochs + 1):
                 model.train()
-                values, losses = [], []
+                values, losses, estimate = [], [], float("nan")
                 for chunk, batch in batches(graphs, rng.permutation(len(graphs)), budget.batch_size, device):
                     if len(chunk) < 2:  # one graph has no negatives
                         continue
@@ -106,11 +113,16 @@ class InfoGraph:
                     optimizer.step()
                     losses.append(loss.item())
                     with torch.no_grad():
-                        values.append(js_pairs.js_value(positive[:, None], negative).item())
+                        objective = js_pairs.js_objective(positive[:, None], negative).item()
+                        values.append(objective)
+                        estimate = js_pairs.js_value(positive[:, None], negative).item()
                 if not np.isfinite(losses).all():
                     raise FloatingPointError(f"InfoGraph loss became non-finite at epoch {epoch}")
                 trajectory.append((epoch, float(np.mean(values))))
-            diagnostics = {"epochs_run": budget.epochs, "final_loss": float(np.mean(losses)), "random_init": False}
+            diagnostics = {
+                "epochs_run": budget.epochs, "final_loss": float(np.mean(losses)), "random_init": False,
+                "final_js_objective": trajectory[-1][1], "final_mi_estimate": estimate,
+            }
         features = embed_all(model.encoder, graphs, max(budget.batch_size, 256), device)
         diagnostics["seconds"] = time.perf_counter() - start
         return Embeddings(features=features, trajectory=trajectory, diagnostics=diagnostics)

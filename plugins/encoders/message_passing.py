@@ -33,7 +33,7 @@ def to_torch_sparse(matrix: sp.spmatrix, device: str | torch.device) -> Tensor:
     coo = sp.coo_matrix(matrix)
     index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
     values = torch.from_numpy(coo.data.astype(np.float32))
-    return torch.sparse_coo_tensor(index, values, coo.shape).coalesce().to(device)
+    return torch.sparse_coo_tensor(index, values, coo.shape, check_invariants=False).coalesce().to(device)
 
 
 def sparse_or_dense(features: np.ndarray, device: str | torch.device, max_density: float = 0.1) -> Tensor:

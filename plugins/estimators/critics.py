@@ -1,7 +1,14 @@
-"""Critics: networks mapping a batch to the score matrix S[i, j] = T(x_i, y_j)."""
+"""Critics: networks mapping a batch to the score matrix S[i, j] = T(x_i, y_j).
+
+Every critic also accepts inputs with a leading group dimension, (G, B, d) -> (G, B, B):
+`stack_critics` turns G critics of one architecture into one batched model whose weights
+carry that dimension, so many cells train as one model (harness.training.train_critics).
+"""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -31,7 +38,7 @@ class SeparableCritic(nn.Module):
         self.h = mlp(dim_y, hidden, embed_dim, layers, activation)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.g(x) @ self.h(y).T
+        return self.g(x) @ self.h(y).mT
 
 
 class ConcatCritic(nn.Module):
@@ -42,9 +49,10 @@ class ConcatCritic(nn.Module):
         self.net = mlp(dim_x + dim_y, hidden, 1, layers, activation)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        b = x.shape[0]
-        pairs = torch.cat([x[:, None, :].expand(b, b, -1), y[None, :, :].expand(b, b, -1)], dim=-1)
-        return self.net(pairs).squeeze(-1)
+        b = x.shape[-2]
+        rows = x.unsqueeze(-2).expand(*x.shape[:-1], b, x.shape[-1])
+        columns = y.unsqueeze(-3).expand(*y.shape[:-2], b, b, y.shape[-1])
+        return self.net(torch.cat([rows, columns], dim=-1)).squeeze(-1)
 
 
 class BilinearCritic(nn.Module):
@@ -57,7 +65,7 @@ class BilinearCritic(nn.Module):
         self.weight = nn.Parameter(torch.eye(embed_dim))
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.g(x) @ self.weight @ self.h(y).T
+        return self.g(x) @ self.weight @ self.h(y).mT
 
 
 class TwoSampleCritic(nn.Module):
@@ -73,8 +81,101 @@ class TwoSampleCritic(nn.Module):
 
     def forward(self, p: Tensor, q: Tensor) -> Tensor:
         v_p, v_q = self.net(p).squeeze(-1), self.net(q).squeeze(-1)
-        scores = v_q[None, :].expand(p.shape[0], -1)
-        return scores.diagonal_scatter(v_p)
+        scores = v_q.unsqueeze(-2).expand(*v_q.shape[:-1], p.shape[-2], v_q.shape[-1])
+        return scores.diagonal_scatter(v_p, dim1=-2, dim2=-1)
+
+
+class GroupedLinear(nn.Module):
+    """G independent linear layers as one: weight (G, in, out), bias (G, 1, out), input (G, ..., in).
+
+    One baddbmm per call; the (in, out) layout keeps the forward operand contiguous, which
+    measured faster on CPU than nn.Linear's (out, in) (the transposed operand costs a copy).
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor | None):
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+        self.bias = nn.Parameter(bias) if bias is not None else None
+
+    @classmethod
+    def stack(cls, layers: Sequence[nn.Linear]) -> GroupedLinear:
+        weight = torch.stack([layer.weight.detach().mT for layer in layers]).contiguous()
+        if any(layer.bias is None for layer in layers):
+            return cls(weight, None)
+        return cls(weight, torch.stack([layer.bias.detach() for layer in layers]).unsqueeze(1).clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        flat = x.reshape(x.shape[0], -1, x.shape[-1])
+        if self.bias is None:
+            out = torch.bmm(flat, self.weight)
+        else:
+            out = torch.baddbmm(self.bias, flat, self.weight)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+
+    def unstack(self, member: int) -> tuple[Tensor, Tensor | None]:
+        """Member `member`'s (weight, bias) in nn.Linear's layout."""
+        bias = None if self.bias is None else self.bias[member, 0]
+        return self.weight[member].mT, bias
+
+
+def stack_critics(members: Sequence[nn.Module]) -> nn.Module:
+    """One model whose forward on (G, B, d) inputs equals stacking each member's forward.
+
+    Members must be the same class with the same layer shapes. Each nn.Linear becomes a
+    GroupedLinear holding the members' weights; any other parameter (the bilinear W) is
+    stacked along a new first dimension, which the critics' forward broadcasts over.
+    """
+    first = members[0]
+    shapes = [[(name, tuple(p.shape)) for name, p in m.named_parameters()] for m in members]
+    if any(type(m) is not type(first) or s != shapes[0] for m, s in zip(members, shapes, strict=True)):
+        raise ValueError("only critics of one class and one set of layer shapes can be stacked")
+    if isinstance(first, SeparableCritic | BilinearCritic) and _same_shapes(first.g, first.h):
+        return TwoTowerGroup(members)
+    grouped = copy.deepcopy(first)
+    named = [dict(m.named_modules()) for m in members]
+    for name, module in list(grouped.named_modules()):
+        if isinstance(module, nn.Linear):
+            _replace(grouped, name, GroupedLinear.stack([modules[name] for modules in named]))
+        elif module is not grouped and next(module.parameters(recurse=False), None) is not None and \
+                not isinstance(module, GroupedLinear):
+            raise ValueError(f"cannot stack {type(module).__name__} layers; only nn.Linear and direct parameters")
+    for name, _ in list(grouped.named_parameters(recurse=False)):
+        stacked = torch.stack([dict(m.named_parameters(recurse=False))[name].detach() for m in members])
+        setattr(grouped, name, nn.Parameter(stacked))
+    return grouped
+
+
+class TwoTowerGroup(nn.Module):
+    """Stacked separable or bilinear critics whose g and h have one shape (dim_x = dim_y).
+
+    The G g-networks and G h-networks run as one group of 2G (one baddbmm per layer instead
+    of two): on the staircase critic this measured about 8% faster per step on one CPU thread.
+    """
+
+    def __init__(self, members: Sequence[SeparableCritic | BilinearCritic]):
+        super().__init__()
+        self.towers = stack_critics([_Tower(m.g) for m in members] + [_Tower(m.h) for m in members]).net
+        self.weight = (nn.Parameter(torch.stack([m.weight.detach() for m in members]))
+                       if isinstance(members[0], BilinearCritic) else None)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        gx, hy = self.towers(torch.cat([x, y])).chunk(2)
+        return (gx if self.weight is None else gx @ self.weight) @ hy.mT
+
+
+class _Tower(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+
+def _same_shapes(a: nn.Module, b: nn.Module) -> bool:
+    return [tuple(p.shape) for p in a.parameters()] == [tuple(p.shape) for p in b.parameters()]
+
+
+def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, new)
 
 
 CRITICS = {"separable": SeparableCritic, "concat": ConcatCritic, "bilinear": BilinearCritic}

@@ -6,9 +6,9 @@ bound sees the same score matrix and the same optimiser.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -16,10 +16,10 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from harness import Budget, Estimate, EstimatorSpec, Params, hookimpl
-from harness.training import train_critic
+from harness.training import train_critic, train_critics
 from plugins.divergences import DIVERGENCE_NAMES, divergence, target_name
 from plugins.estimators import objectives
-from plugins.estimators.critics import CRITICS, Activation, TwoSampleCritic
+from plugins.estimators.critics import CRITICS, Activation, TwoSampleCritic, stack_critics
 
 Positive = Annotated[int, Field(gt=0)]
 
@@ -67,6 +67,7 @@ class FGANParams(CriticParams):
 
 
 ObjectiveFactory = Callable[[Params, int], nn.Module]
+Member = tuple[Any, np.ndarray, np.ndarray, int]  # (estimator, x, y, seed)
 
 
 class VariationalEstimator:
@@ -79,6 +80,7 @@ class VariationalEstimator:
         self.target = target
         if two_sample:
             self.fit_divergence = self._fit_divergence
+            self.fit_divergence_group = self._fit_divergence_group
 
     def fit_estimate(self, x: np.ndarray, y: np.ndarray, budget: Budget, device: str, seed: int) -> Estimate:
         return self._fit(CRITICS[self.params.critic], x, y, budget, device, seed)
@@ -87,10 +89,63 @@ class VariationalEstimator:
         return self._fit(TwoSampleCritic, p, q, budget, device, seed)
 
     def _fit(self, critic_class, x, y, budget, device, seed) -> Estimate:
+        critic, objective = self._build(critic_class, x.shape[1], y.shape[1], seed)
+        return train_critic(critic, objective, x, y, budget, device, seed, self.params.lr)
+
+    def _build(self, critic_class, dim_x: int, dim_y: int, seed: int) -> tuple[nn.Module, nn.Module]:
         p = self.params
         torch.manual_seed(seed)
-        critic = critic_class(x.shape[1], y.shape[1], p.hidden, p.layers, p.embed_dim, p.activation)
-        return train_critic(critic, self.objective(p, y.shape[1]), x, y, budget, device, seed, p.lr)
+        critic = critic_class(dim_x, dim_y, p.hidden, p.layers, p.embed_dim, p.activation)
+        return critic, self.objective(p, dim_y)
+
+    def group_key(self) -> Hashable:
+        """Cells whose estimators share this key can train as one batched model: same critic, same lr.
+
+        The objective may differ between members (InfoNCE beside NWJ beside MINE).
+        """
+        p = self.params
+        return ("variational-critic", *(getattr(p, name) for name in CriticParams.model_fields))
+
+    def fit_estimate_group(self, members: Sequence[Member], budget: Budget, device: str) -> list[Estimate | Exception]:
+        """fit_estimate for each (estimator, x, y, seed), trained as one model: same numbers as one by one."""
+        return _fit_group(members, budget, device, lambda e: CRITICS[e.params.critic])
+
+    def _fit_divergence_group(self, members: Sequence[Member], budget: Budget, device: str
+                              ) -> list[Estimate | Exception]:
+        return _fit_group(members, budget, device, lambda e: TwoSampleCritic)
+
+    def _sharing_key(self) -> Hashable:
+        factory = getattr(self.objective, "__code__", self.objective)
+        return factory, type(self.params), self.params.model_dump_json()
+
+
+def _fit_group(members: Sequence[Member], budget: Budget, device: str, critic_class) -> list[Estimate | Exception]:
+    keys = {estimator.group_key() if isinstance(estimator, VariationalEstimator) else None
+            for estimator, *_ in members}
+    if len(keys) != 1 or None in keys:
+        raise ValueError("a group needs variational estimators with one critic architecture and learning rate")
+    built = [estimator._build(critic_class(estimator), x.shape[1], y.shape[1], seed)
+             for estimator, x, y, seed in members]
+    # Members with equal parameter-free objectives share one instance, called once on their
+    # stacked scores; they are ordered next to each other and put back afterwards.
+    shared: dict[Hashable, nn.Module] = {}
+    order_of: dict[Hashable, int] = {}
+    keyed = []
+    for g, ((estimator, *_), (_, objective)) in enumerate(zip(members, built, strict=True)):
+        stateless = next(objective.parameters(), None) is None
+        key = estimator._sharing_key() if stateless else ("own", g)
+        keyed.append((order_of.setdefault(key, len(order_of)), g))
+        objective = shared.setdefault(key, objective)
+        built[g] = (built[g][0], objective)
+    order = [g for _, g in sorted(keyed)]
+    critic = stack_critics([built[g][0] for g in order])
+    results = train_critics(critic, [built[g][1] for g in order], [members[g][1] for g in order],
+                            [members[g][2] for g in order], budget, device, [members[g][3] for g in order],
+                            members[0][0].params.lr)
+    unsorted: list[Estimate | Exception] = [None] * len(members)  # type: ignore[list-item]
+    for position, g in enumerate(order):
+        unsorted[g] = results[position]
+    return unsorted
 
 
 def _fgan(params: FGANParams) -> VariationalEstimator:
