@@ -46,12 +46,18 @@ def execute(cell: Cell) -> CellResult:
     return result
 
 
-def run_estimation(cell: Cell) -> CellResult:
+def prepare(cell: Cell) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+    """Build the task and estimator, draw the cell's samples (seeded by the cell) and preprocess them."""
     task = registry.get("task", cell.data).instantiate(cell.data_params)
     estimator = registry.get("estimator", cell.method).instantiate(cell.method_params)
     x, y = task.sample(cell.n, np.random.default_rng(cell.seed))
     if cell.preprocess == "standardize" and task.kind == "mi":  # per dimension, as Beyond-Normal does
         x, y = ((a - a.mean(axis=0)) / a.std(axis=0) for a in (x, y))
+    return task, estimator, x, y
+
+
+def run_estimation(cell: Cell) -> CellResult:
+    task, estimator, x, y = prepare(cell)
     if task.kind == "divergence":
         if not hasattr(estimator, "fit_divergence"):
             raise TypeError(f"estimator {cell.method!r} estimates from paired samples; "

@@ -68,10 +68,12 @@ def list_command(what: str | None) -> None:
 @click.option("--address", help="Ray cluster address (with --executor ray).")
 @click.option("--device", help="Override the suite's device: cpu, cuda, cuda:N.")
 @click.option("--retry-failed", is_flag=True, help="Run cells again that failed last time.")
+@click.option("--group/--no-group", default=True, show_default=True,
+              help="Train compatible cells (same critic architecture) as one batched model.")
 @click.option("--report/--no-report", default=True, show_default=True, help="Write the report afterwards.")
 @click.option("--reports-dir", default="reports", show_default=True)
 def run(suite: str, store: str, run_name: str | None, jobs: int, executor: str, address: str | None,
-        device: str | None, retry_failed: bool, report: bool, reports_dir: str) -> None:
+        device: str | None, retry_failed: bool, group: bool, report: bool, reports_dir: str) -> None:
     """Run a suite file (or a registered suite's name), resuming where a previous run stopped."""
     from harness import report as reporting
     from harness import runner
@@ -84,12 +86,16 @@ def run(suite: str, store: str, run_name: str | None, jobs: int, executor: str, 
     results = Store(store)
     console.print(f"suite {loaded.name!r}: {len(loaded.cells)} cells, store {store}")
     try:
-        summary = runner.run(loaded, results, run_name, make_executor(executor, jobs, address), retry_failed)
+        summary = runner.run(loaded, results, run_name, make_executor(executor, jobs, address), retry_failed,
+                             group=group)
     except KeyboardInterrupt:
         done = len(results.finished_keys(run_name or loaded.name))
         console.print(f"[yellow]interrupted[/]: {done} finished cells are saved in {store}; rerun to resume.")
         sys.exit(130)
     console.print(str(summary))
+    failed = results.cells(summary.run).query("status != 'ok'")
+    for error, count in failed["error"].value_counts().head(5).items():
+        console.print(f"[yellow]{count} cell(s) did not finish cleanly:[/] {error}", highlight=False)
     if report:
         out = reporting.build(results, summary.run, reports_dir)
         console.print(f"report: {out / 'index.html'} (and index.md, results.csv)")
@@ -174,6 +180,24 @@ def refresh_reports(suites: tuple[str, ...], jobs: int, reports_dir: str, store:
         summary = runner.run(loaded, results, run_name, make_executor("local", jobs))
         out = reporting.build(results, summary.run, reports_dir)
         console.print(f"{summary}\nreport: {out / 'index.html'}")
+
+
+@cli.command()
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--steps", default=200, show_default=True, help="Staircase steps per critic (4000: the full protocol).")
+@click.option("--levels", default=1, show_default=True, type=click.IntRange(1, 5),
+              help="Staircase MI levels (1-5 of 2, 4, 6, 8, 10 nats), 3 estimators x 3 seeds each.")
+@click.option("--small-steps", default=300, show_default=True, help="Steps of the 16 small-critic tasks.")
+@click.option("--small/--no-small", default=True, show_default=True, help="Run the 16 small-critic tasks.")
+@click.option("--repeats", default=2, show_default=True, help="Interleaved repeats of baseline and ours.")
+@click.option("--output", "-o", type=click.Path(), help="Also write the numbers as JSON.")
+def bench(device: str, steps: int, levels: int, small_steps: int, small: bool, repeats: int,
+          output: str | None) -> None:
+    """Critic-training speed: GFLOP/s beside the matmul peak, and against a plain PyTorch loop."""
+    from harness import bench as benchmark
+
+    benchmark.main(device=device, steps=steps, levels=levels, repeats=repeats, small_steps=small_steps,
+                   small=small, output=output, echo=click.echo)
 
 
 def main() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -37,7 +39,15 @@ class InlineExecutor:
             yield cell, work(cell)
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A SIGKILLed runner cannot stop its pool, and its workers never see EOF; they watch for it instead."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
 def _worker_init(plugin_files: tuple[str, ...]) -> None:
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     limit_threads()
     for path in plugin_files:
         registry.load_plugin_file(path)
@@ -113,5 +123,5 @@ def make_executor(name: str, jobs: int = 1, address: str | None = None) -> Execu
     if name == "ray":
         from harness.ray_executor import RayExecutor
 
-        return RayExecutor(address=address)
+        return RayExecutor(address=address, jobs=jobs if jobs > 1 else None)
     raise UserError(f"unknown executor {name!r}; valid executors: local, ray.")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness import registry
-from harness.cells import CellResult, execute
+from harness.cells import CellResult, execute, prepare
 from harness.suite import Cell
 
 MAX_GROUP = 64
@@ -119,10 +119,15 @@ def execute_group(cells: Sequence[Cell]) -> list[CellResult]:
 
 
 def map_cells(executor: Any, cells: Iterable[Cell], group: bool = True,
-              announce: Callable[[str], None] | None = None) -> Iterator[tuple[Cell, CellResult]]:
-    """executor.map over planned units, yielding (cell, result) per cell as each unit lands."""
+              announce: Callable[[str], None] | None = None, jobs: int | None = None
+              ) -> Iterator[tuple[Cell, CellResult]]:
+    """executor.map over planned units, yielding (cell, result) per cell as each unit lands.
+
+    jobs (default: the executor's `jobs`, else 1) is how many units should at least exist.
+    """
     cells = list(cells)
-    units = plan(cells, jobs=getattr(executor, "jobs", 1)) if group else [[cell] for cell in cells]
+    jobs = jobs or getattr(executor, "jobs", 1)
+    units = plan(cells, jobs=jobs) if group else [[cell] for cell in cells]
     message = describe(units)
     if message and announce:
         announce(message)
@@ -158,12 +163,7 @@ def _instance(cache: dict[tuple[str, str, str], Any], kind: str, name: str, para
 
 
 def _prepare(cell: Cell) -> tuple[Any, Any, np.ndarray, np.ndarray]:
-    """What harness.cells.run_estimation does before fitting: build, sample, preprocess."""
-    task = registry.get("task", cell.data).instantiate(cell.data_params)
-    estimator = registry.get("estimator", cell.method).instantiate(cell.method_params)
-    x, y = task.sample(cell.n, np.random.default_rng(cell.seed))
-    if cell.preprocess == "standardize" and task.kind == "mi":
-        x, y = ((a - a.mean(axis=0)) / a.std(axis=0) for a in (x, y))
+    task, estimator, x, y = prepare(cell)
     # float32 now: a group holds every member's data at once
     return task, estimator, np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +31,28 @@ def _import_ray() -> Any:
     return ray
 
 
-def _run_cell(work: Work, cell: Cell, plugin_files: tuple[str, ...]) -> CellResult:
-    """The body of every Ray task: the worker is set up like a local pool worker, then runs the cell."""
+def cells_of(item: Cell | Sequence[Cell]) -> list[Cell]:
+    """An executor's item is one cell, or a unit of cells trained together (harness.grouping)."""
+    return [item] if isinstance(item, Cell) else list(item)
+
+
+def needs_gpu(item: Cell | Sequence[Cell]) -> bool:
+    return any(cell.device.startswith("cuda") for cell in cells_of(item))
+
+
+def _run_on_worker(work: Any, item: Cell | Sequence[Cell], plugin_files: tuple[str, ...]) -> Any:
+    """The body of every Ray task: the worker is set up like a local pool worker, then runs the item."""
     limit_threads()
     for path in plugin_files:
         registry.load_plugin_file(path)  # once per worker process: the registry remembers loaded files
-    if cell.device.startswith("cuda"):
-        cell.device = "cuda"  # Ray sets CUDA_VISIBLE_DEVICES to the GPU it granted this task
-    return work(cell)
+    for cell in cells_of(item):
+        if cell.device.startswith("cuda"):
+            cell.device = "cuda"  # Ray sets CUDA_VISIBLE_DEVICES to the GPU it granted this task
+    return work(item)
 
 
 class RayExecutor:
-    """Runs cells as Ray tasks and yields (cell, result) in the order they finish.
+    """Runs cells (or units of cells) as Ray tasks and yields (item, result) in the order they finish.
 
     address None starts a private local Ray instance (jobs CPUs, a temporary folder, no
     dashboard) and shuts it down afterwards; an address ("auto", "ray://host:10001",
@@ -62,33 +72,35 @@ class RayExecutor:
             raise UserError(f"gpu_fraction must be in (0, 1], the share of one GPU per cell (got {gpu_fraction}).")
         self.address = address
         self.retries = retries
-        self.jobs = jobs
+        self.num_cpus = jobs
+        self.jobs = jobs or 1  # read by harness.grouping to plan parallel units
         self.gpu_fraction = gpu_fraction
         self.max_in_flight = max_in_flight
 
     def map(self, work: Work, cells: Iterable[Cell]) -> Iterator[tuple[Cell, CellResult]]:
+        """Yield (item, work(item)) as each finishes; an item is a Cell or a unit (list) of Cells."""
         pending = deque(cells)
         if not pending:
             return
         ray = _import_ray()
         owned, temp_dir = self._connect(ray)
-        running: dict[Any, Cell] = {}
+        running: dict[Any, Cell | Sequence[Cell]] = {}
         try:
             resources = ray.cluster_resources()
             self._check_gpus(pending, resources)
             window = self.max_in_flight or max(16, 2 * int(resources.get("CPU", 1)))
-            remote = ray.remote(_run_cell)
+            remote = ray.remote(_run_on_worker)
             plugin_files = tuple(str(Path(p).resolve()) for p in registry.loaded_plugin_files())
             while pending or running:
                 while pending and len(running) < window:
-                    cell = pending.popleft()
-                    gpus = self.gpu_fraction if cell.device.startswith("cuda") else 0
+                    item = pending.popleft()
+                    gpus = self.gpu_fraction if needs_gpu(item) else 0
                     task = remote.options(num_cpus=1, num_gpus=gpus, max_retries=self.retries)
-                    running[task.remote(work, cell, plugin_files)] = cell
+                    running[task.remote(work, item, plugin_files)] = item
                 ready, _ = ray.wait(list(running), num_returns=1)
                 for ref in ready:
-                    cell = running.pop(ref)
-                    yield cell, self._result(ray, ref)
+                    item = running.pop(ref)
+                    yield item, self._result(ray, ref)
         finally:
             # Reached on normal completion, on Ctrl-C inside ray.wait, and when the runner stops early.
             for ref in running:
@@ -118,17 +130,18 @@ class RayExecutor:
             return True, None
         # Ray's socket paths must stay under ~107 characters, so keep the folder name short.
         temp_dir = tempfile.mkdtemp(prefix="mih-ray-")
-        ray.init(num_cpus=self.jobs, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+        ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                  _temp_dir=temp_dir)
         return True, temp_dir
 
-    def _check_gpus(self, cells: Iterable[Cell], resources: dict[str, float]) -> None:
-        if any(cell.device.startswith("cuda") for cell in cells) and resources.get("GPU", 0) <= 0:
+    def _check_gpus(self, items: Iterable[Cell | Sequence[Cell]], resources: dict[str, float]) -> None:
+        if any(needs_gpu(item) for item in items) and resources.get("GPU", 0) <= 0:
             where = f"at {self.address!r}" if self.address else "started here"
             raise UserError(f"the suite asks for cuda but the Ray cluster {where} has no GPUs; "
                             "run with --device cpu or join a cluster with GPU nodes.")
 
-    def _result(self, ray: Any, ref: Any) -> CellResult:
+    def _result(self, ray: Any, ref: Any) -> Any:
+        """What the work returned, or one failed CellResult when Ray could not run it (it covers a unit)."""
         try:
             return ray.get(ref)
         except (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError,

@@ -37,6 +37,14 @@ HOOKS = {
 _plugin_files: list[str] = []
 
 
+def harness_version() -> str:
+    """The installed version, or 'source' when run from a checkout on PYTHONPATH (e.g. a bare GPU box)."""
+    try:
+        return importlib.metadata.version("mi-harness")
+    except importlib.metadata.PackageNotFoundError:
+        return "source"
+
+
 @cache
 def plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
@@ -126,6 +134,6 @@ def plugins() -> list[dict[str, object]]:
     for name, plugin in pm.list_name_plugin():
         dist = dists.get(id(plugin))
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-        version = dist.version if dist else importlib.metadata.version("mi-harness")
+        version = dist.version if dist else harness_version()
         rows.append({"name": name, "version": version, "hooks": hooks, "builtin": name in BUILTIN_PLUGINS})
     return rows

@@ -14,7 +14,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from harness.cells import execute
+from harness import grouping
 from harness.executors import Executor, InlineExecutor
 from harness.store import Store
 from harness.suite import Suite
@@ -39,11 +39,13 @@ def run(
     executor: Executor | None = None,
     retry_failed: bool = False,
     show_progress: bool = True,
+    group: bool = True,
 ) -> RunSummary:
     """Run every cell of `suite` not yet in `store` under `run_name` (default: the suite's name).
 
     A rerun after a crash, kill or Ctrl-C resumes: finished cells are skipped, and each
     result is committed before the next is awaited, so at most the cells in flight are lost.
+    With `group`, compatible cells train as one batched model (harness.grouping) and say so.
     """
     run_name = run_name or suite.name
     store.begin_run(run_name, suite)
@@ -55,7 +57,7 @@ def run(
                TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress, transient=False) as progress:
         bar = progress.add_task(f"{suite.name}", total=len(todo))
-        for cell, result in executor.map(execute, todo):
+        for cell, result in grouping.map_cells(executor, todo, group=group, announce=progress.console.print):
             store.write(run_name, cell, result)
             statuses[result.status] += 1
             progress.update(bar, advance=1, description=f"{suite.name}: {cell}")

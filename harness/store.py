@@ -13,6 +13,7 @@ import pandas as pd
 
 from harness.cells import CellResult
 from harness.errors import UserError
+from harness.registry import harness_version
 from harness.suite import Cell, Suite
 
 DEFAULT_PATH = "results/mi-harness.sqlite"
@@ -56,13 +57,11 @@ class Store:
             raise store_error(self.path, error) from None
 
     def begin_run(self, run: str, suite: Suite) -> None:
-        from importlib.metadata import version
-
         with self._writing():
             self.db.execute(
                 "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run, suite.name, suite.path, json.dumps(suite.source), now(), platform.node(),
-                 version("mi-harness")),
+                 harness_version()),
             )
         owner = self.db.execute("SELECT suite FROM runs WHERE run = ?", (run,)).fetchone()[0]
         if owner != suite.name:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
+import difflib
 import hashlib
 import itertools
 import json
 import re
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -137,9 +139,12 @@ def load(path: str | Path, device: str | None = None) -> Suite:
     try:
         parsed = SuiteFile.model_validate(raw)
     except ValidationError as error:
-        raise UserError(describe_validation_error(path, error)) from None
+        raise UserError(describe_validation_error(path, error, model=SuiteFile)) from None
+    try:
+        resolve_device(device or parsed.suite.device)
+    except UserError as error:
+        raise UserError(f"{path}: {'--device' if device else 'suite.device'}: {error}") from None
     device = device or parsed.suite.device
-    resolve_device(device)
     cells = expand(parsed, str(path), device)
     return Suite(parsed.suite.name, parsed.suite.description, str(path), cells, raw)
 
@@ -156,15 +161,48 @@ def resolve_path(path: str | Path) -> Path:
     raise unknown_name("suite", str(path), list(suites))
 
 
-def describe_validation_error(path: Path | str, error: ValidationError, prefix: str = "") -> str:
+def describe_validation_error(path: Path | str, error: ValidationError, prefix: str = "",
+                              model: type[BaseModel] | None = None) -> str:
     lines = []
     for problem in error.errors():
         where = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem["loc"]).lstrip(".")
         got = problem.get("input")
         shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
         message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden" and problem["loc"]:
+            valid = fields_at(model, problem["loc"][:-1])
+            message, shown = unknown_key(str(problem["loc"][-1]), valid, listed=not prefix), ""
         lines.append(f"{path}: {where or 'top level'}: {message}{shown}")
     return "\n".join(lines)
+
+
+def unknown_key(key: str, valid: list[str] | None, listed: bool = True) -> str:
+    if not valid:
+        return f"Extra inputs are not permitted: unknown key {key!r}"
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    listing = f" Valid keys here: {', '.join(valid)}" if listed else ""
+    return f"Extra inputs are not permitted: unknown key {key!r}.{hint}{listing}"
+
+
+def fields_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[str] | None:
+    """The field names of the (nested) model that a validation error's location points into."""
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, str):
+            info = model.model_fields.get(part)
+            model = _model_in(info.annotation) if info else None
+    return list(model.model_fields) if model else None
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in typing.get_args(annotation):
+        if found := _model_in(argument):
+            return found
+    return None
 
 
 def expand(parsed: SuiteFile, path: str, device: str) -> list[Cell]:
@@ -225,7 +263,7 @@ def validate_params(kind: Kind, name: str, params: dict[str, Any], where: str) -
     except ValidationError as error:
         fields = ", ".join(f"{k} (default {f.default!r})" for k, f in spec.params.model_fields.items())
         raise UserError(
-            describe_validation_error(where, error, prefix="params.")
+            describe_validation_error(where, error, prefix="params.", model=spec.params)
             + f"\nvalid params of {kind} {name!r}: {fields or 'none'}."
         ) from None
     dumped = model.model_dump(mode="json")

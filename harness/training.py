@@ -19,6 +19,9 @@ summed loss keeps gradients apart. `train_critic` is the case G = 1 of the same 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import math
 from collections.abc import Sequence
 from typing import Protocol
@@ -100,6 +103,8 @@ def train_critics(
     the others go on.
     """
     torch_device = resolve_device(device)
+    if torch_device.type == "cpu":
+        retain_freed_memory()
     g_count, b = len(xs), budget.batch_size
     if not (len(ys) == len(seeds) == len(objectives) == g_count >= 1):
         raise ValueError(f"give one x, y, seed and objective per member: {len(xs)}, {len(ys)}, {len(seeds)}, "
@@ -118,7 +123,9 @@ def train_critics(
     streaming = n >= budget.steps * b
     train_rows = n if streaming else n // 2
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    members = torch.arange(g_count, device=torch_device).unsqueeze(1)
+    # Member g's row r is row g * n + r of the flattened data: one index_select per step.
+    offsets = (torch.arange(g_count) * n).view(1, g_count, 1)
+    flat_x, flat_y = data_x.view(g_count * n, -1), data_y.view(g_count * n, -1)
 
     critic.to(torch_device)
     parameters = list(critic.parameters())
@@ -142,9 +149,11 @@ def train_critics(
                 chunk = min(INDEX_CHUNK, budget.steps - step)
                 # Drawing (chunk, b) at once consumes each generator exactly as `chunk` draws of (b,).
                 indices = torch.stack([torch.randint(train_rows, (chunk, b), generator=gen) for gen in generators],
-                                      dim=1).to(torch_device)
+                                      dim=1)
+                indices = (indices + offsets).view(chunk, g_count * b).to(torch_device)
             rows = indices[step % INDEX_CHUNK]
-            xb, yb = data_x[members, rows], data_y[members, rows]
+            xb = flat_x.index_select(0, rows).view(g_count, b, -1)
+            yb = flat_y.index_select(0, rows).view(g_count, b, -1)
         timer.start()
         loss, value = _losses(runs, critic(xb, yb), xb, yb)
         optimizer.zero_grad(set_to_none=True)
@@ -158,6 +167,8 @@ def train_critics(
             for member in np.flatnonzero(~np.all(np.isfinite(window), axis=0)):
                 failures.setdefault(int(member), FloatingPointError(
                     f"the bound became non-finite by step {step + 1}"))
+            if len(failures) == g_count:  # nothing left worth training
+                return [failures[g] for g in range(g_count)]
             for row in window:
                 smoothed = np.where(np.isnan(smoothed), row, (1 - alpha) * smoothed + alpha * row)
             for member, trajectory in enumerate(trajectories):
@@ -165,7 +176,7 @@ def train_critics(
                     trajectory.append((step + 1, float(smoothed[member])))
 
     if streaming:
-        final = values[-max(1, budget.steps // 4) :].mean(0).tolist()
+        final = _member_means(values[-max(1, budget.steps // 4) :])
     else:
         final = heldout_values(critic, runs, data_x[:, train_rows:], data_y[:, train_rows:], b)
     timing = timer.summary()
@@ -195,7 +206,13 @@ def heldout_values(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], xs
     values = [_losses(runs, critic(xb, yb), xb, yb)[1]
               for xb, yb in zip(xs[:, :usable].split(batch_size, 1), ys[:, :usable].split(batch_size, 1),
                                 strict=True)]
-    return torch.stack(values).mean(0).tolist()
+    return _member_means(torch.stack(values))
+
+
+def _member_means(values: Tensor) -> list[float]:
+    """Column means of (rows, G), each summed as one contiguous row, so a member's mean does not
+    depend on how many members stand beside it."""
+    return values.mT.contiguous().mean(-1).tolist()
 
 
 def _losses(runs: list[tuple[nn.Module, int, int]], scores: Tensor, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
@@ -226,6 +243,24 @@ def _objective_runs(objectives: Sequence[nn.Module]) -> list[tuple[nn.Module, in
             raise ValueError(f"{type(objective).__name__} has parameters of its own, so members cannot share it; "
                              "give each member its own instance")
     return runs
+
+
+@functools.cache
+def retain_freed_memory() -> bool:
+    """Let glibc keep freed blocks instead of handing them back to the OS after every step.
+
+    A training step allocates and frees the same tensors (hundreds of KB to MB) each time;
+    by default glibc returns them with munmap / heap trimming and the next step pays page
+    faults to get them back (measured up to 25% of a grouped small-critic step on CPU). Process
+    wide; affects nothing but how much freed memory the process holds (at most 512 MB).
+    Returns False where the C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 32 * 2**20) and libc.mallopt(m_trim_threshold, 512 * 2**20))
+    except (OSError, AttributeError):
+        return False
 
 
 def _stack(arrays: Sequence[np.ndarray], device: torch.device) -> Tensor:

@@ -21,8 +21,8 @@ TIMING_HEADING = ("Timing (means per cell: wall time in s; training steps per se
                   "from CUDA events on GPU or perf_counter on CPU; peak memory in MB)")
 HEADINGS = {
     "estimation": "Estimates against ground truth (nats; statistics over seeds)",
-    "representation": "Downstream accuracy (%; `true` is the paper's number, std over pretraining seeds, "
-                      "probe_std the mean spread over classifier repeats or folds)",
+    "representation": "Downstream accuracy (%; `paper` is the published number where one exists, std over "
+                      "pretraining seeds, probe_std the mean spread over classifier repeats or folds)",
 }
 
 
@@ -39,7 +39,10 @@ def build(store: Store, run: str, out_root: str | Path = "reports") -> Path:
     for kind, heading in HEADINGS.items():
         table = summary[summary["kind"] == kind]
         if not table.empty:
-            sections.append((heading, table[SUMMARY_COLUMNS[kind]], None, None))
+            shown = table[SUMMARY_COLUMNS[kind]]
+            if kind == "representation":
+                shown = shown.rename(columns={"true": "paper", "mean": "accuracy"})
+            sections.append((heading, shown, None, None))
     sections.append((TIMING_HEADING, summary[TIMING_COLUMNS], None, None))
     plots = [("trajectories.png", lambda p: figures.trajectories(cells, p)),
              ("bias_variance.png", lambda p: figures.bias_variance(summary, p)),

@@ -90,6 +90,8 @@ def error_heatmap(summary: pd.DataFrame, path: Path) -> str | None:
     fig, ax = plt.subplots(figsize=(2.5 + 0.07 * longest + 0.75 * grid.shape[1], 1.5 + 0.32 * grid.shape[0]))
     sns.heatmap(grid, annot=True, fmt=".1f", cmap="rocket_r", vmin=-3, vmax=0.5, ax=ax,
                 annot_kws={"fontsize": 8}, cbar_kws={"label": "log10 |relative error|", "shrink": 0.6})
+    for row, column in zip(*np.nonzero(grid.isna().to_numpy()), strict=True):  # no seed finished cleanly
+        ax.text(column + 0.5, row + 0.5, "n/a", ha="center", va="center", fontsize=7, color="grey")
     ax.set_xlabel("estimator" if tasks_down else "task")
     ax.set_ylabel("task" if tasks_down else "estimator")
     ax.tick_params(axis="x", labelrotation=35, labelsize=8)
@@ -99,7 +101,7 @@ def error_heatmap(summary: pd.DataFrame, path: Path) -> str | None:
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return "log10 of |mean - truth| / truth per estimator and task (-2 means 1% error)."
+    return "log10 of |mean - truth| / truth per estimator and task (-2 means 1% error; n/a: no seed finished)."
 
 
 def training_curves(cells: pd.DataFrame, path: Path) -> str | None:

@@ -86,10 +86,10 @@ class TwoSampleCritic(nn.Module):
 
 
 class GroupedLinear(nn.Module):
-    """G independent linear layers as one: weight (G, in, out), bias (G, 1, out), input (G, ..., in).
+    """G independent linear layers as one: weight (G, out, in), bias (G, 1, out), input (G, ..., in).
 
-    One baddbmm per call; the (in, out) layout keeps the forward operand contiguous, which
-    measured faster on CPU than nn.Linear's (out, in) (the transposed operand costs a copy).
+    Each member's arithmetic is nn.Linear's, operation for operation (see _GroupedLinear), so a
+    member trained in a group gets the bits it gets alone, not merely numbers close to them.
     """
 
     def __init__(self, weight: Tensor, bias: Tensor | None):
@@ -99,23 +99,48 @@ class GroupedLinear(nn.Module):
 
     @classmethod
     def stack(cls, layers: Sequence[nn.Linear]) -> GroupedLinear:
-        weight = torch.stack([layer.weight.detach().mT for layer in layers]).contiguous()
+        weight = torch.stack([layer.weight.detach() for layer in layers])
         if any(layer.bias is None for layer in layers):
             return cls(weight, None)
-        return cls(weight, torch.stack([layer.bias.detach() for layer in layers]).unsqueeze(1).clone())
+        return cls(weight, torch.stack([layer.bias.detach() for layer in layers]).unsqueeze(1))
 
     def forward(self, x: Tensor) -> Tensor:
         flat = x.reshape(x.shape[0], -1, x.shape[-1])
-        if self.bias is None:
-            out = torch.bmm(flat, self.weight)
-        else:
-            out = torch.baddbmm(self.bias, flat, self.weight)
+        out = _GroupedLinear.apply(flat, self.weight, self.bias)
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
     def unstack(self, member: int) -> tuple[Tensor, Tensor | None]:
         """Member `member`'s (weight, bias) in nn.Linear's layout."""
-        bias = None if self.bias is None else self.bias[member, 0]
-        return self.weight[member].mT, bias
+        return self.weight[member], None if self.bias is None else self.bias[member, 0]
+
+
+class _GroupedLinear(torch.autograd.Function):
+    """Batched nn.Linear with nn.Linear's own gradient formulas.
+
+    Autograd's baddbmm would form the weight gradient as x^T g, shaped (in, out), and then copy
+    it into the (out, in) parameter; nn.Linear (addmm's mat2 backward) forms g^T x directly in
+    the parameter's layout. Rounding differs between the two, so we do what nn.Linear does:
+    identical bits, and no copy.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        if weight.shape[1] == 1:
+            # One output: the batched kernel for (M, in) x (in, 1) rounds differently for G = 1 and
+            # G > 1; (1, in) x (in, M) does not.
+            out = torch.bmm(weight, x.mT) if bias is None else torch.baddbmm(bias, weight, x.mT)
+            return out.mT
+        return torch.bmm(x, weight.mT) if bias is None else torch.baddbmm(bias, x, weight.mT)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        x, weight = ctx.saved_tensors
+        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.bmm(grad.mT, x) if ctx.needs_input_grad[1] else None
+        grad_bias = grad.sum(1, keepdim=True) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
 
 
 def stack_critics(members: Sequence[nn.Module]) -> nn.Module:

@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from harness import Budget, Estimate, EstimatorSpec, Params, hookimpl
-from harness.training import train_critic, train_critics
+from harness.training import train_critics
 from plugins.divergences import DIVERGENCE_NAMES, divergence, target_name
 from plugins.estimators import objectives
 from plugins.estimators.critics import CRITICS, Activation, TwoSampleCritic, stack_critics
@@ -89,8 +89,12 @@ class VariationalEstimator:
         return self._fit(TwoSampleCritic, p, q, budget, device, seed)
 
     def _fit(self, critic_class, x, y, budget, device, seed) -> Estimate:
-        critic, objective = self._build(critic_class, x.shape[1], y.shape[1], seed)
-        return train_critic(critic, objective, x, y, budget, device, seed, self.params.lr)
+        # A group of one: the same batched layers as in a group, so a cell's numbers do not depend
+        # on whether the runner grouped it (bit for bit on CPU; tests/test_grouping.py).
+        (result,) = _fit_group([(self, x, y, seed)], budget, device, lambda _e: critic_class)
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _build(self, critic_class, dim_x: int, dim_y: int, seed: int) -> tuple[nn.Module, nn.Module]:
         p = self.params
