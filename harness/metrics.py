@@ -56,7 +56,12 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
         if kind == "representation":
             row["probe_std"] = ok["metrics"].map(lambda m: m.get("accuracy_std", np.nan)).mean()
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    order = {method: i for i, method in enumerate(dict.fromkeys(cells["method_label"]))}
+    return (table.assign(_order=table["method"].map(order)).sort_values(["_order", "data", "true", "n"])
+            .drop(columns="_order").reset_index(drop=True))
 
 
 def ci_halfwidth(values: np.ndarray, level: float = 0.95) -> float:

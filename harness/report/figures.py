@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import matplotlib
@@ -18,46 +19,56 @@ sns.set_theme(style="whitegrid", context="notebook")
 
 
 def trajectories(cells: pd.DataFrame, path: Path) -> str | None:
-    """Estimate vs training step; cells of one task family are laid end to end by true value.
+    """Estimate vs training step, one panel per estimator, levels of a task family end to end.
 
-    With the staircase's levels as separate cells this redraws Poole et al.'s Fig. 2: the
-    true MI as a staircase and each estimator's smoothed training curve across it.
+    With the staircase's levels as separate cells this redraws Poole et al.'s staircase figure:
+    the true MI as black steps and each estimator's smoothed training curve across them.
     """
     estimation = cells[(cells["kind"] == "estimation") & (cells["status"] == "ok")]
     estimation = estimation[estimation["trajectory"].map(len) > 0]
     if estimation.empty:
         return None
     families = list(dict.fromkeys(estimation["data"]))
-    fig, axes = plt.subplots(len(families), 1, figsize=(10, 3.6 * len(families)), squeeze=False)
-    for ax, family in zip(axes[:, 0], families, strict=True):
+    methods = list(dict.fromkeys(estimation["method_label"]))
+    columns = min(len(methods), 5)
+    panel_rows = math.ceil(len(methods) / columns)
+    fig, axes = plt.subplots(len(families) * panel_rows, columns, squeeze=False, sharey="row",
+                             figsize=(3.4 * columns, 2.9 * len(families) * panel_rows))
+    palette = dict(zip(methods, sns.color_palette(n_colors=len(methods)), strict=True))
+    for f, family in enumerate(families):
         rows = estimation[estimation["data"] == family]
-        levels = sorted(rows["data_label"].unique(), key=lambda lab: rows[rows["data_label"] == lab]["true_value"].mean())
-        offset, spans = 0, {}
-        for label in levels:
-            steps = max(t[-1][0] for t in rows[rows["data_label"] == label]["trajectory"])
-            spans[label] = offset
-            truth = rows[rows["data_label"] == label]["true_value"].mean()
-            ax.hlines(truth, offset, offset + steps, colors="black", linewidth=2, label="true" if offset == 0 else None)
-            offset += steps
-        palette = dict(zip(rows["method_label"].unique(), sns.color_palette(n_colors=rows["method_label"].nunique()),
+        truth = rows.groupby("data_label")["true_value"].mean().sort_values()
+        offsets = dict(zip(truth.index, np.cumsum([0] + [_steps(rows, lab) for lab in truth.index[:-1]]),
                            strict=True))
-        for (method, label), group in rows.groupby(["method_label", "data_label"]):
-            curves = [np.array(t) for t in group["trajectory"]]
-            length = min(len(c) for c in curves)
-            mean = np.mean([c[:length, 1] for c in curves], axis=0)
-            first = label == levels[0]
-            ax.plot(curves[0][:length, 0] + spans[label], mean, color=palette[method], linewidth=1.2,
-                    label=method if first else None)
         batch = json.loads(rows["budget"].iloc[0])["batch_size"]
-        ax.axhline(math.log(batch), color="grey", linestyle="--", linewidth=1, label=f"log B = log {batch}")
-        ax.set_title(f"{family}: estimate over training (EMA-smoothed, mean over seeds)")
-        ax.set_xlabel("training step (levels laid end to end)")
-        ax.set_ylabel("estimate (nats)")
-        ax.legend(loc="upper left", fontsize=8, ncol=2)
+        top = max(truth.max(), math.log(batch)) * 1.15 + 0.5
+        for m, method in enumerate(methods):
+            ax = axes[f * panel_rows + m // columns, m % columns]
+            for label, value in truth.items():
+                ax.hlines(value, offsets[label], offsets[label] + _steps(rows, label), colors="black", linewidth=2)
+            ax.axhline(math.log(batch), color="grey", linestyle="--", linewidth=1)
+            for label, group in rows[rows["method_label"] == method].groupby("data_label"):
+                curves = [np.array(t) for t in group["trajectory"]]
+                length = min(len(c) for c in curves)
+                mean = np.mean([c[:length, 1] for c in curves], axis=0)
+                ax.plot(curves[0][:length, 0] + offsets[label], mean, color=palette[method], linewidth=1.2)
+            ax.set_ylim(min(-1.0, truth.min() - 1), top)  # divergent excursions fall off the bottom
+            ax.set_title(f"{method}\non {family}", fontsize=9)
+            ax.set_xlabel("training step", fontsize=8)
+            ax.set_ylabel("estimate (nats)" if m % columns == 0 else "", fontsize=8)
+            ax.tick_params(labelsize=7)
+        for empty in range(len(methods), panel_rows * columns):
+            axes[f * panel_rows + empty // columns, empty % columns].axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return "Estimate against training step, with the true value (black) and the log B line."
+    return ("Estimate against training step (EMA span 200, mean over seeds): true value in black, log B dashed; "
+            "a task's cells are laid end to end in order of their true value. The y-axis is clipped: "
+            "divergent excursions leave the panel at the bottom.")
+
+
+def _steps(rows: pd.DataFrame, data_label: str) -> int:
+    return max(t[-1][0] for t in rows[rows["data_label"] == data_label]["trajectory"])
 
 
 def bias_variance(summary: pd.DataFrame, path: Path) -> str | None:
@@ -82,7 +93,8 @@ def error_heatmap(summary: pd.DataFrame, path: Path) -> str | None:
     if rows["data"].nunique() < 2:
         return None
     table = rows.assign(log_rel_error=np.log10((rows["mean"] - rows["true"]).abs() / rows["true"].abs() + 1e-6))
-    grid = table.pivot_table(index="method", columns="data", values="log_rel_error", aggfunc="mean", sort=False)
+    grid = table.pivot_table(index="method", columns="data", values="log_rel_error", aggfunc="mean")
+    grid = grid.reindex(index=sorted(grid.index, key=_natural), columns=sorted(grid.columns, key=_natural))
     tasks_down = grid.shape[1] > grid.shape[0]  # the longer side (often tasks, with long labels) runs down
     if tasks_down:
         grid = grid.T
@@ -95,13 +107,18 @@ def error_heatmap(summary: pd.DataFrame, path: Path) -> str | None:
     ax.set_xlabel("estimator" if tasks_down else "task")
     ax.set_ylabel("task" if tasks_down else "estimator")
     ax.tick_params(axis="x", labelrotation=35, labelsize=8)
-    ax.tick_params(axis="y", labelsize=8)
+    ax.tick_params(axis="y", labelsize=8, labelrotation=0)
     plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
     ax.set_title("log10 relative error of the mean estimate")
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return "log10 of |mean - truth| / truth per estimator and task (-2 means 1% error; n/a: no seed finished)."
+
+
+def _natural(label: object) -> list[object]:
+    """Sort key that puts 'Normal 2x2' before 'Normal 25x25' (digits compare as numbers)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(label))]
 
 
 def training_curves(cells: pd.DataFrame, path: Path) -> str | None:
