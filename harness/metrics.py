@@ -35,7 +35,7 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
         truth = ok["true_value"].astype(float).mean() if len(ok) else np.nan
         # Beyond-Normal's failure flags: a negative estimate, or one below 10% of the best seed's
         flagged = int(((estimates < 0) | (estimates < 0.1 * estimates.max())).sum()) if (
-            kind == "estimation" and len(estimates)) else 0
+            kind == "estimation" and len(estimates) and truth > 0) else 0
         seconds = ok["kernel_ms"].astype(float) / 1000.0
         row = {
             "kind": kind, "method": method, "data": data, "n": n,

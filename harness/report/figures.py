@@ -18,6 +18,9 @@ import seaborn as sns  # noqa: E402
 sns.set_theme(style="whitegrid", context="notebook")
 
 
+MAX_FAMILIES = 8  # a suite over dozens of tasks is read from the heatmap; its curves would be a wall
+
+
 def trajectories(cells: pd.DataFrame, path: Path) -> str | None:
     """Estimate vs training step, one panel per estimator, levels of a task family end to end.
 
@@ -28,26 +31,32 @@ def trajectories(cells: pd.DataFrame, path: Path) -> str | None:
     estimation = estimation[estimation["trajectory"].map(len) > 0]
     if estimation.empty:
         return None
-    families = list(dict.fromkeys(estimation["data"]))
+    families = list(dict.fromkeys(estimation["data"]))[:MAX_FAMILIES]
     methods = list(dict.fromkeys(estimation["method_label"]))
     columns = min(len(methods), 5)
     panel_rows = math.ceil(len(methods) / columns)
-    fig, axes = plt.subplots(len(families) * panel_rows, columns, squeeze=False, sharey="row",
+    fig, axes = plt.subplots(len(families) * panel_rows, columns, squeeze=False,
                              figsize=(3.4 * columns, 2.9 * len(families) * panel_rows))
     palette = dict(zip(methods, sns.color_palette(n_colors=len(methods)), strict=True))
     for f, family in enumerate(families):
-        rows = estimation[estimation["data"] == family]
-        truth = rows.groupby("data_label")["true_value"].mean().sort_values()
-        offsets = dict(zip(truth.index, np.cumsum([0] + [_steps(rows, lab) for lab in truth.index[:-1]]),
-                           strict=True))
-        batch = json.loads(rows["budget"].iloc[0])["batch_size"]
-        top = max(truth.max(), math.log(batch)) * 1.15 + 0.5
+        family_rows = estimation[estimation["data"] == family]
+        batch = json.loads(family_rows["budget"].iloc[0])["batch_size"]
         for m, method in enumerate(methods):
             ax = axes[f * panel_rows + m // columns, m % columns]
+            rows = family_rows[family_rows["method_label"] == method]
+            if rows.empty:
+                ax.axis("off")
+                continue
+            # each estimator's own truth: an f-GAN row's D_f differs from the MI of the same task
+            truth = rows.groupby("data_label")["true_value"].mean().sort_values()
+            offsets = dict(zip(truth.index, np.cumsum([0] + [_steps(rows, lab) for lab in truth.index[:-1]]),
+                               strict=True))
+            top = max(truth.max(), math.log(batch)) * 1.15 + 0.5
             for label, value in truth.items():
                 ax.hlines(value, offsets[label], offsets[label] + _steps(rows, label), colors="black", linewidth=2)
-            ax.axhline(math.log(batch), color="grey", linestyle="--", linewidth=1)
-            for label, group in rows[rows["method_label"] == method].groupby("data_label"):
+            if rows["true_value"].min() >= 0:  # the log B cap concerns MI estimates, not divergences
+                ax.axhline(math.log(batch), color="grey", linestyle="--", linewidth=1)
+            for label, group in rows.groupby("data_label"):
                 curves = [np.array(t) for t in group["trajectory"]]
                 length = min(len(c) for c in curves)
                 mean = np.mean([c[:length, 1] for c in curves], axis=0)
@@ -64,20 +73,33 @@ def trajectories(cells: pd.DataFrame, path: Path) -> str | None:
     plt.close(fig)
     return ("Estimate against training step (EMA span 200, mean over seeds): true value in black, log B dashed; "
             "a task's cells are laid end to end in order of their true value. The y-axis is clipped: "
-            "divergent excursions leave the panel at the bottom.")
+            "divergent excursions leave the panel at the bottom."
+            + (f" The first {MAX_FAMILIES} task families are drawn." if estimation["data"].nunique() > MAX_FAMILIES
+               else ""))
 
 
 def _steps(rows: pd.DataFrame, data_label: str) -> int:
     return max(t[-1][0] for t in rows[rows["data_label"] == data_label]["trajectory"])
 
 
+BIAS_VARIANCE_LIMITS = (3.0, 3.0)  # nats: |bias| and std beyond these are drawn on the frame's edge
+
+
 def bias_variance(summary: pd.DataFrame, path: Path) -> str | None:
-    rows = summary[(summary["kind"] == "estimation") & summary["std"].notna()]
+    rows = summary[(summary["kind"] == "estimation") & summary["std"].notna()].copy()
     if rows.empty:
         return None
+    max_bias, max_std = BIAS_VARIANCE_LIMITS
+    off_scale = int(((rows["bias"].abs() > max_bias) | (rows["std"] > max_std)).sum())
+    rows["bias"] = rows["bias"].clip(-max_bias, max_bias)
+    rows["std"] = rows["std"].clip(upper=max_std)
     fig, ax = plt.subplots(figsize=(7, 5))
-    sns.scatterplot(data=rows, x="bias", y="std", hue="method", style="data", s=70, ax=ax)
+    many_tasks = rows["data"].nunique() > 12  # a marker per task stops being readable; the heatmap has them
+    sns.scatterplot(data=rows, x="bias", y="std", hue="method", style=None if many_tasks else "data", s=70,
+                    alpha=0.8, ax=ax)
     ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlim(-max_bias * 1.05, max_bias * 1.05)
+    ax.set_ylim(0, max_std * 1.05)
     ax.set_xlabel("bias (nats): mean estimate - truth")
     ax.set_ylabel("std over seeds (nats)")
     ax.set_title("Bias against spread, per estimator x task")
@@ -85,7 +107,8 @@ def bias_variance(summary: pd.DataFrame, path: Path) -> str | None:
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return "Bias against standard deviation over seeds; closer to (0, 0) is better."
+    clipped = f" {off_scale} group(s) beyond +-{max_bias} nats are drawn on the frame's edge." if off_scale else ""
+    return "Bias against standard deviation over seeds; closer to (0, 0) is better." + clipped
 
 
 def error_heatmap(summary: pd.DataFrame, path: Path) -> str | None:
