@@ -33,9 +33,7 @@ RAY_BIN = Path(sys.executable).parent / "ray"
 
 def require_ray():
     if importlib.util.find_spec("ray") is None:
-        if os.environ.get("CI"):
-            pytest.fail("Ray is not installed; CI installs the extra: pip install -e '.[ray]'")
-        pytest.skip("Ray is not installed (pip install 'mi-harness[ray]')")
+        pytest.fail("Ray is not installed; the test environment needs the extra: pip install -e '.[test,ray]'")
 
 
 def processes_mentioning(text: str) -> list[int]:
