@@ -189,15 +189,17 @@ def refresh_reports(suites: tuple[str, ...], jobs: int, reports_dir: str, store:
               help="Staircase MI levels (1-5 of 2, 4, 6, 8, 10 nats), 3 estimators x 3 seeds each.")
 @click.option("--small-steps", default=300, show_default=True, help="Steps of the 16 small-critic tasks.")
 @click.option("--small/--no-small", default=True, show_default=True, help="Run the 16 small-critic tasks.")
+@click.option("--machine-steps", default=2000, show_default=True,
+              help="Steps of the whole-machine staircase comparison (CPU; 0 skips it).")
 @click.option("--repeats", default=2, show_default=True, help="Interleaved repeats of baseline and ours.")
 @click.option("--output", "-o", type=click.Path(), help="Also write the numbers as JSON.")
-def bench(device: str, steps: int, levels: int, small_steps: int, small: bool, repeats: int,
+def bench(device: str, steps: int, levels: int, small_steps: int, small: bool, machine_steps: int, repeats: int,
           output: str | None) -> None:
     """Critic-training speed: GFLOP/s beside the matmul peak, and against a plain PyTorch loop."""
     from harness import bench as benchmark
 
     benchmark.main(device=device, steps=steps, levels=levels, repeats=repeats, small_steps=small_steps,
-                   small=small, output=output, echo=click.echo)
+                   small=small, machine_steps=machine_steps, output=output, echo=click.echo)
 
 
 def main() -> None:

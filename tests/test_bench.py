@@ -40,9 +40,15 @@ def test_bench_runs_and_writes_its_numbers(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "matmul_peak", lambda device, threads, size, budget_s=1.0: 1.0)
     out = tmp_path / "bench.json"
     lines = []
-    report = bench.main(steps=4, repeats=1, small_steps=4, output=str(out), echo=lines.append)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)  # the whole-machine comparison needs 2 cores
+    report = bench.main(steps=4, repeats=1, small_steps=4, machine_steps=3, output=str(out), echo=lines.append)
     saved = json.loads(out.read_text())
+    machine = "staircase, whole machine (2 cores)"
     assert {(r["workload"], r["training"]) for r in saved["rows"]} == {
-        (w, t) for w in ("staircase", "16 small tasks") for t in ("plain", "alone", "grouped")}
+        (w, t) for w in ("staircase", "16 small tasks") for t in ("plain", "alone", "grouped")} | {
+        (machine, "plain loop, torch's 2 threads"), (machine, "ours, runner --jobs 2 (start-up included)")}
     assert all(r["seconds"] > 0 for r in report.rows)
-    assert "grouped vs plain loop" in lines[0]
+    # the runner's workers land on the plain loop's estimates (same cells, seeds and initial weights)
+    plain, runner = (r["mean_abs_error"] for r in saved["rows"] if r["workload"] == machine)
+    assert abs(plain - runner) < 1e-3
+    assert "grouped vs plain loop" in lines[0] and f"{machine}: runner vs plain loop" in lines[0]

@@ -291,3 +291,17 @@ def test_bounds_are_differentiable_scalars(name: str) -> None:
 def test_a_non_square_score_matrix_is_refused() -> None:
     with pytest.raises(ValueError, match="shape"):
         bounds.infonce_bound(torch.zeros(4, 5))
+
+
+def test_infonce_gradient_is_the_logsumexp_gradient() -> None:
+    # The fused backward (kept softmax) must equal autograd through the textbook formula,
+    # with leading group dimensions and an upstream gradient that differs per matrix.
+    scores = torch.randn(3, 7, 7, dtype=torch.float64, requires_grad=True)
+    weights = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    (bounds.infonce_bound(scores) * weights).sum().backward()
+    fused = scores.grad.clone()
+    scores.grad = None
+    textbook = math.log(7) + (scores.diagonal(dim1=-2, dim2=-1) - scores.logsumexp(-1)).mean(-1)
+    (textbook * weights).sum().backward()
+    torch.testing.assert_close(fused, scores.grad, rtol=1e-12, atol=1e-14)
+    assert torch.autograd.gradcheck(bounds.infonce_bound, (scores.detach()[0].requires_grad_(),))

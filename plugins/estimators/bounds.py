@@ -83,7 +83,34 @@ def nwj_bound(scores: Tensor) -> Tensor:
 def infonce_bound(scores: Tensor) -> Tensor:
     """InfoNCE (van den Oord et al. 2018): log B + mean_i(S_ii - logsumexp_j S_ij); never exceeds log B."""
     b = _batch_size(scores)
-    return math.log(b) + (scores.diagonal(dim1=-2, dim2=-1) - scores.logsumexp(-1)).mean(-1)
+    return math.log(b) + _InfoNCETerm.apply(scores)
+
+
+class _InfoNCETerm(torch.autograd.Function):
+    """mean_i(S_ii - logsumexp_j S_ij) with its gradient (1[i=j] - softmax_j S_ij) / B.
+
+    Autograd's logsumexp recomputes the softmax for its backward (a subtraction and an exp over
+    all B^2 entries); keeping the forward's softmax saves both, a quarter of a small grouped
+    critic's step. Not twice differentiable (no bound needs it).
+    """
+
+    @staticmethod
+    def forward(ctx, scores: Tensor) -> Tensor:
+        peak = scores.amax(-1, keepdim=True)
+        softmax = (scores - peak).exp_()
+        total = softmax.sum(-1, keepdim=True)
+        softmax.div_(total)
+        ctx.save_for_backward(softmax)
+        log_partition = total.log_().add_(peak).squeeze(-1)
+        return (scores.diagonal(dim1=-2, dim2=-1) - log_partition).mean(-1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (softmax,) = ctx.saved_tensors
+        per_row = (grad / softmax.shape[-1]).unsqueeze(-1)
+        out = softmax.mul(per_row.unsqueeze(-1).neg())
+        out.diagonal(dim1=-2, dim2=-1).add_(per_row)
+        return out
 
 
 def fgan_bound(scores: Tensor, divergence: Divergence) -> Tensor:
