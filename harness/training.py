@@ -10,6 +10,12 @@ last quarter of steps (each value is computed before the step that uses it, so i
 out-of-sample value, as in Poole et al. 2019). With fewer samples the data is split in
 half: the critic trains on one half and the estimate is the bound on the other half.
 
+Checkpoint selection (`Checkpoints`, held-out protocol only) carves a validation split from the
+end of the training half. Every `every` steps the frozen critic is valued on the validation rows
+and on the held-out half; the estimate is the held-out value of the checkpoint whose validation
+value was best. That equals restoring the best weights and valuing them once, and the held-out
+half never takes part in the choice.
+
 Many critics of one architecture train as one model (`train_critics`): the model's weights
 carry a leading group dimension G and its forward maps (G, B, dx), (G, B, dy) to (G, B, B).
 Each member keeps its own data, batch-index generator, bound, reported value and failure;
@@ -24,6 +30,8 @@ import ctypes.util
 import functools
 import math
 from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -52,6 +60,25 @@ class Critic(Protocol):
     def __call__(self, x: Tensor, y: Tensor) -> Tensor: ...
 
 
+@dataclass(frozen=True)
+class Checkpoints:
+    """Value the critic every `every` steps; `validation` is the share of the training half held back
+    to choose the checkpoint; `batch` rows per valuing batch (0: each split as one batch)."""
+
+    every: int
+    validation: float = 0.2
+    batch: int = 0
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or not 0 < self.validation < 1 or self.batch < 0:
+            raise ValueError(f"checkpoints need every >= 1, 0 < validation < 1 and batch >= 0, got {self}")
+
+
+def heldout_start(n: int, budget: Budget) -> int:
+    """The first held-out row when n samples train under `budget`; n under the streaming protocol."""
+    return n if n >= budget.steps * budget.batch_size else n // 2
+
+
 class _OneCritic(nn.Module):
     """A plain critic as a group of one: (1, B, d) -> (1, B, B), keeping its fast unbatched layers."""
 
@@ -74,10 +101,11 @@ def train_critic(
     lr: float,
     ema_span: int = 200,
     record_every: int = 10,
+    checkpoints: Checkpoints | None = None,
 ) -> Estimate:
     """Train one critic; raises FloatingPointError when the bound becomes non-finite."""
     (result,) = train_critics(_OneCritic(critic), [objective], [x], [y], budget, device, [seed], lr,
-                              ema_span, record_every)
+                              ema_span, record_every, checkpoints)
     if isinstance(result, BaseException):
         raise result
     return result
@@ -94,6 +122,7 @@ def train_critics(
     lr: float,
     ema_span: int = 200,
     record_every: int = 10,
+    checkpoints: Checkpoints | None = None,
 ) -> list[Estimate | FloatingPointError]:
     """Train G critics as one grouped model; member g sees (xs[g], ys[g]) and batch indices from seeds[g].
 
@@ -120,8 +149,13 @@ def train_critics(
     runs = _objective_runs(objectives)
     data_x = _stack(xs, torch_device)
     data_y = _stack(ys, torch_device)
-    streaming = n >= budget.steps * b
-    train_rows = n if streaming else n // 2
+    train_rows = heldout_start(n, budget)
+    streaming = train_rows == n
+    if checkpoints and streaming:
+        raise ValueError("checkpoint selection needs the held-out protocol (fewer samples than steps x batch)")
+    fit_rows = train_rows - round(checkpoints.validation * train_rows) if checkpoints else train_rows
+    if checkpoints and min(fit_rows, train_rows - fit_rows) < 1:
+        raise ValueError(f"{train_rows} training rows cannot give a validation split of {checkpoints.validation}")
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     # Member g's row r is row g * n + r of the flattened data: one index_select per step.
     offsets = (torch.arange(g_count) * n).view(1, g_count, 1)
@@ -140,6 +174,7 @@ def train_critics(
     failures: dict[int, FloatingPointError] = {}
     values = torch.empty(budget.steps, g_count, device=torch_device)
     indices = None
+    chosen = _Choice(g_count) if checkpoints else None
 
     for step in range(budget.steps):
         if streaming:
@@ -148,7 +183,7 @@ def train_critics(
             if step % INDEX_CHUNK == 0:
                 chunk = min(INDEX_CHUNK, budget.steps - step)
                 # Drawing (chunk, b) at once consumes each generator exactly as `chunk` draws of (b,).
-                indices = torch.stack([torch.randint(train_rows, (chunk, b), generator=gen) for gen in generators],
+                indices = torch.stack([torch.randint(fit_rows, (chunk, b), generator=gen) for gen in generators],
                                       dim=1)
                 indices = (indices + offsets).view(chunk, g_count * b).to(torch_device)
             rows = indices[step % INDEX_CHUNK]
@@ -174,9 +209,16 @@ def train_critics(
             for member, trajectory in enumerate(trajectories):
                 if member not in failures:
                     trajectory.append((step + 1, float(smoothed[member])))
+        if chosen and ((step + 1) % checkpoints.every == 0 or step + 1 == budget.steps):
+            with _frozen(critic, runs):
+                chosen.offer(step + 1, *(heldout_values(critic, runs, data_x[:, rows], data_y[:, rows],
+                                                        min(checkpoints.batch or n, rows.stop - rows.start))
+                                         for rows in (slice(fit_rows, train_rows), slice(train_rows, n))))
 
     if streaming:
         final = _member_means(values[-max(1, budget.steps // 4) :])
+    elif chosen:
+        final = chosen.heldout
     else:
         final = heldout_values(critic, runs, data_x[:, train_rows:], data_y[:, train_rows:], b)
     timing = timer.summary()
@@ -185,8 +227,40 @@ def train_critics(
         # The group's kernel time is shared out evenly; the total stays visible beside it.
         diagnostics |= {"kernel_ms": timing["kernel_ms"] / g_count, "group_size": g_count,
                         "group_kernel_ms": timing["kernel_ms"]}
-    return [failures.get(g) or Estimate(value=final[g], trajectory=trajectories[g], diagnostics=dict(diagnostics))
+    return [failures.get(g) or Estimate(value=final[g], trajectory=trajectories[g],
+                                        diagnostics=diagnostics | (chosen.diagnostics(g) if chosen else {}))
             for g in range(g_count)]
+
+
+class _Choice:
+    """Per member, the held-out value at the checkpoint with the best validation value so far,
+    and every checkpoint as (step, validation value, held-out value)."""
+
+    def __init__(self, g_count: int):
+        self.validation = [-math.inf] * g_count
+        self.heldout = [math.nan] * g_count
+        self.step = [0] * g_count
+        self.history: list[list[tuple[int, float, float]]] = [[] for _ in range(g_count)]
+
+    def offer(self, step: int, validation: list[float], heldout: list[float]) -> None:
+        for g, (valid, held) in enumerate(zip(validation, heldout, strict=True)):
+            self.history[g].append((step, valid, held))
+            if self.step[g] == 0 or valid > self.validation[g]:
+                self.validation[g], self.heldout[g], self.step[g] = valid, held, step
+
+    def diagnostics(self, g: int) -> dict[str, object]:
+        return {"chosen_step": self.step[g], "checkpoints": self.history[g]}
+
+
+@contextmanager
+def _frozen(critic: nn.Module, runs: list[tuple[nn.Module, int, int]]):
+    """Eval mode for a valuing pass (MINE's moving average stays put), then back to training."""
+    modules = [critic, *(objective for objective, _, _ in runs)]
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.train()
 
 
 @torch.no_grad()

@@ -16,16 +16,26 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from harness import Budget, Estimate, EstimatorSpec, Params, hookimpl
-from harness.training import train_critics
+from harness.errors import UserError
+from harness.training import Checkpoints, heldout_start, train_critics
 from plugins.divergences import DIVERGENCE_NAMES, divergence, target_name
 from plugins.estimators import objectives
 from plugins.estimators.critics import CRITICS, Activation, TwoSampleCritic, stack_critics
+from plugins.estimators.marginals import gaussianize
 
 Positive = Annotated[int, Field(gt=0)]
 
 
 class CriticParams(Params):
-    """The critic and its optimiser; defaults are the staircase protocol of Poole et al. (2019)."""
+    """The critic, its optimiser and its data protocol; defaults are the staircase protocol of
+    Poole et al. (2019).
+
+    marginals = "gaussianize" maps each dimension of x and y to normal scores fitted on the
+    training rows (plugins.estimators.marginals; MI tasks only). checkpoint_every > 0 holds back
+    `validation` of the training half and reports the held-out value of the checkpoint best on it
+    (harness.training.Checkpoints); both splits are then valued in batches of `value_batch` rows
+    (0: each split as one batch). Without checkpoints, the last critic is valued in training batches.
+    """
 
     critic: Literal["separable", "concat", "bilinear"] = "separable"
     hidden: Positive = 256
@@ -33,6 +43,10 @@ class CriticParams(Params):
     embed_dim: Positive = 32
     activation: Activation = "relu"
     lr: Annotated[float, Field(gt=0)] = 5e-4
+    marginals: Literal["raw", "gaussianize"] = "raw"
+    checkpoint_every: Annotated[int, Field(ge=0)] = 0
+    validation: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    value_batch: Annotated[int, Field(ge=0)] = 0
 
 
 class MINEParams(CriticParams):
@@ -88,10 +102,19 @@ class VariationalEstimator:
     def _fit_divergence(self, p: np.ndarray, q: np.ndarray, budget: Budget, device: str, seed: int) -> Estimate:
         return self._fit(TwoSampleCritic, p, q, budget, device, seed)
 
+    def _marginal_maps(self, x: np.ndarray, y: np.ndarray, budget: Budget) -> tuple[np.ndarray, np.ndarray]:
+        if self.params.marginals == "raw":
+            return x, y
+        fit_rows = heldout_start(len(x), budget)  # the training rows only: held-out rows never shape the map
+        # float32 first, as training sees the data: the runner hands a group float32 and a lone cell
+        # float64, and ranks of the two could differ where float32 rounding makes ties.
+        return (gaussianize(np.asarray(a, dtype=np.float32), fit_rows) for a in (x, y))
+
     def _fit(self, critic_class, x, y, budget, device, seed) -> Estimate:
         # A group of one: the same batched layers as in a group, so a cell's numbers do not depend
         # on whether the runner grouped it (bit for bit on CPU; tests/test_grouping.py).
-        (result,) = _fit_group([(self, x, y, seed)], budget, device, lambda _e: critic_class)
+        group = self._fit_divergence_group if critic_class is TwoSampleCritic else self.fit_estimate_group
+        (result,) = group([(self, x, y, seed)], budget, device)
         if isinstance(result, BaseException):
             raise result
         return result
@@ -112,10 +135,14 @@ class VariationalEstimator:
 
     def fit_estimate_group(self, members: Sequence[Member], budget: Budget, device: str) -> list[Estimate | Exception]:
         """fit_estimate for each (estimator, x, y, seed), trained as one model: same numbers as one by one."""
+        members = [(estimator, *estimator._marginal_maps(x, y, budget), seed) for estimator, x, y, seed in members]
         return _fit_group(members, budget, device, lambda e: CRITICS[e.params.critic])
 
     def _fit_divergence_group(self, members: Sequence[Member], budget: Budget, device: str
                               ) -> list[Estimate | Exception]:
+        if self.params.marginals != "raw":
+            # Separate maps for the two samples would change D_f(P || Q); only pairs keep MI under them.
+            raise UserError("marginals = 'gaussianize' is for MI tasks; a two-sample divergence task needs 'raw'.")
         return _fit_group(members, budget, device, lambda e: TwoSampleCritic)
 
     def _sharing_key(self) -> Hashable:
@@ -143,9 +170,11 @@ def _fit_group(members: Sequence[Member], budget: Budget, device: str, critic_cl
         built[g] = (built[g][0], objective)
     order = [g for _, g in sorted(keyed)]
     critic = stack_critics([built[g][0] for g in order])
+    p = members[0][0].params
+    checkpoints = Checkpoints(p.checkpoint_every, p.validation, p.value_batch) if p.checkpoint_every else None
     results = train_critics(critic, [built[g][1] for g in order], [members[g][1] for g in order],
                             [members[g][2] for g in order], budget, device, [members[g][3] for g in order],
-                            members[0][0].params.lr)
+                            p.lr, checkpoints=checkpoints)
     unsorted: list[Estimate | Exception] = [None] * len(members)  # type: ignore[list-item]
     for position, g in enumerate(order):
         unsorted[g] = results[position]
