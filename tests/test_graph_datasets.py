@@ -69,6 +69,13 @@ def test_citeseer_pads_isolated_test_nodes_with_zero_features(citeseer):
     assert not set(unlabelled) & set(np.concatenate(list(citeseer.splits.values())))
 
 
+def test_citeseer_keeps_the_self_loops_its_graph_file_lists(citeseer):
+    # The reference loader (networkx adjacency) keeps them as a diagonal 1; GCN's A + I makes it 2.
+    adj = citeseer.adjacency
+    assert (adj != adj.T).nnz == 0 and set(np.unique(adj.data)) == {1.0}
+    assert adj.diagonal().sum() == 124 and (adj.nnz - 124) // 2 == 4552
+
+
 @pytest.mark.parametrize(
     "name, graphs, classes, width, source",
     [

@@ -146,6 +146,20 @@ def test_dgi_embeddings_are_reproducible_from_the_seed():
     assert not np.allclose(a, c)
 
 
+def test_dgi_restores_the_parameters_that_produced_the_best_loss():
+    # With one epoch the only loss is the initial model's, so the checkpoint must be the initial
+    # parameters (the reference saves before its optimiser step), i.e. the untrained embeddings.
+    rng = np.random.default_rng(4)
+    graph = NodeGraph(name="toy", features=rng.random((40, 10)).astype(np.float32),
+                      adjacency=random_graph(40, 80, rng), labels=np.zeros(40, dtype=np.int64), splits={})
+    trained = registry.get("encoder", "dgi").instantiate({"hidden": 16, "lr": 0.05})
+    untrained = registry.get("encoder", "dgi").instantiate({"hidden": 16, "random_init": True})
+    one_epoch = trained.fit(graph, Budget(epochs=1), "cpu", seed=2)
+    assert one_epoch.diagnostics["best_epoch"] == 1
+    np.testing.assert_array_equal(one_epoch.features, untrained.fit(graph, Budget(epochs=1), "cpu", seed=2).features)
+    assert not np.allclose(one_epoch.features, trained.fit(graph, Budget(epochs=3), "cpu", seed=2).features)
+
+
 def test_infograph_learns_on_mutag_within_a_tiny_budget():
     mutag = registry.get("dataset", "mutag").instantiate()
     encoder = registry.get("encoder", "infograph").instantiate({"hidden": 16, "layers": 3})

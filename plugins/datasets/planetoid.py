@@ -3,7 +3,9 @@
 Reproduces the standard public split of Kipf & Welling's loader: the first 140 (Cora) / 120
 (Citeseer) nodes of `x` train, the next 500 validate, the 1000 nodes of `test.index` test.
 Citeseer's test index skips 15 isolated nodes that have no features in `tx`; they are padded
-with zero features and carry no label (-1) as in the reference loader.
+with zero features and carry no label (-1) as in the reference loader. Self-loops listed in the
+graph file (124 Citeseer nodes, none in Cora) are kept as a diagonal 1, as the reference loader's
+networkx adjacency keeps them, so GCN's A + I gives those nodes weight 2.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class NodeGraph:
 
     name: str
     features: np.ndarray  # nodes x features, float32
-    adjacency: sp.csr_matrix  # symmetric, binary, no self-loops
+    adjacency: sp.csr_matrix  # symmetric, binary; self-loops only where the graph file lists them
     labels: np.ndarray  # int64, -1 where a node has no label
     splits: dict[str, np.ndarray]
     evaluation: str = "logistic_repeats"
@@ -122,11 +124,10 @@ def _adjacency(graph: dict, nodes: int, path: Path) -> sp.csr_matrix:
     if len(graph) > nodes or (rows_a.size and (min(rows_a.min(), cols_a.min()) < 0
                                                or max(rows_a.max(), cols_a.max()) >= nodes)):
         raise UserError(f"{path}: node ids fall outside 0..{nodes - 1} (the feature rows).")
-    keep = rows_a != cols_a
-    ones = np.ones(int(keep.sum()), dtype=np.float32)
-    adj = sp.coo_matrix((ones, (rows_a[keep], cols_a[keep])), shape=(nodes, nodes)).tocsr()
+    ones = np.ones(rows_a.size, dtype=np.float32)
+    adj = sp.coo_matrix((ones, (rows_a, cols_a)), shape=(nodes, nodes)).tocsr()
     adj = adj + adj.T  # the lists are meant to be undirected; some edges are listed one way only
-    adj.data[:] = 1.0
+    adj.data[:] = 1.0  # binary: duplicate listings and self-loops count once
     adj.sum_duplicates()
     adj.eliminate_zeros()
     return adj.astype(np.float32).tocsr()

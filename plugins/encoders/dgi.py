@@ -4,7 +4,8 @@ One GCN layer (PReLU) encodes every node; the summary is the sigmoid of the mean
 embedding; a bilinear discriminator scores (node, summary) pairs; negatives are the nodes of
 the corrupted graph (feature rows shuffled, adjacency kept). Trained by maximising the GAN-JS
 objective -- the same optimum as DGI's BCE, which is -1/2 of it -- with Adam and early stopping
-on the training objective (the paper's patience 20); the embeddings come from the best epoch.
+on the training objective (the paper's patience 20); the embeddings come from the parameters
+that produced the best loss (checkpointed before that epoch's step, as the reference code does).
 """
 
 from __future__ import annotations
@@ -97,15 +98,13 @@ class DGI:
             permutation = torch.randperm(nodes, generator=generator).to(features.device)
             positive, negative = model.scores(adjacency, features, permutation)
             loss = -js_pairs.js_objective(positive, negative)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
             value = loss.item()
             trajectory.append((epoch, -value))
             with torch.no_grad():
                 estimate = js_pairs.js_value(positive, negative).item()
             if not np.isfinite(value):
                 raise FloatingPointError(f"DGI loss became {value} at epoch {epoch}")
+            # Checkpoint the parameters that produced this loss, before the step moves them.
             if value < best:
                 best, best_epoch, waited = value, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
@@ -113,6 +112,9 @@ class DGI:
                 waited += 1
                 if waited >= p.patience:
                     break
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
         if best_state is not None:
             model.load_state_dict(best_state)
         diagnostics = {
