@@ -30,7 +30,6 @@ import ctypes.util
 import functools
 import math
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -210,10 +209,9 @@ def train_critics(
                 if member not in failures:
                     trajectory.append((step + 1, float(smoothed[member])))
         if chosen and ((step + 1) % checkpoints.every == 0 or step + 1 == budget.steps):
-            with _frozen(critic, runs):
-                chosen.offer(step + 1, *(heldout_values(critic, runs, data_x[:, rows], data_y[:, rows],
-                                                        min(checkpoints.batch or n, rows.stop - rows.start))
-                                         for rows in (slice(fit_rows, train_rows), slice(train_rows, n))))
+            chosen.offer(step + 1, *(heldout_values(critic, runs, data_x[:, rows], data_y[:, rows],
+                                                    min(checkpoints.batch or n, rows.stop - rows.start))
+                                     for rows in (slice(fit_rows, train_rows), slice(train_rows, n))))
 
     if streaming:
         final = _member_means(values[-max(1, budget.steps // 4) :])
@@ -252,17 +250,6 @@ class _Choice:
         return {"chosen_step": self.step[g], "checkpoints": self.history[g]}
 
 
-@contextmanager
-def _frozen(critic: nn.Module, runs: list[tuple[nn.Module, int, int]]):
-    """Eval mode for a valuing pass (MINE's moving average stays put), then back to training."""
-    modules = [critic, *(objective for objective, _, _ in runs)]
-    try:
-        yield
-    finally:
-        for module in modules:
-            module.train()
-
-
 @torch.no_grad()
 def heldout_value(critic: nn.Module, objective: nn.Module, xs: Tensor, ys: Tensor, batch_size: int) -> float:
     """Mean of the bound over full held-out batches, with the critic frozen."""
@@ -272,14 +259,21 @@ def heldout_value(critic: nn.Module, objective: nn.Module, xs: Tensor, ys: Tenso
 @torch.no_grad()
 def heldout_values(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], xs: Tensor, ys: Tensor,
                    batch_size: int) -> list[float]:
-    """Per member, the mean bound over full held-out batches of (G, N, d) data, critic frozen."""
-    critic.eval()
-    for objective, _, _ in runs:
-        objective.eval()  # stateful objectives (MINE's moving average) must not update here
+    """Per member, the mean bound over full held-out batches of (G, N, d) data, critic frozen.
+
+    Eval mode while valuing (stateful objectives such as MINE's moving average must not update),
+    then each module's mode is restored, so training can go on after a checkpoint.
+    """
+    modules = [critic, *(objective for objective, _, _ in runs)]
+    modes = [module.training for module in modules]
+    for module in modules:
+        module.eval()
     usable = xs.shape[1] // batch_size * batch_size
     values = [_losses(runs, critic(xb, yb), xb, yb)[1]
               for xb, yb in zip(xs[:, :usable].split(batch_size, 1), ys[:, :usable].split(batch_size, 1),
                                 strict=True)]
+    for module, mode in zip(modules, modes, strict=True):
+        module.train(mode)
     return _member_means(torch.stack(values))
 
 
