@@ -45,6 +45,7 @@ from harness.training import retain_freed_memory
 STAIRCASE = {"critic": "separable", "hidden": 256, "layers": 2, "embed_dim": 32, "activation": "relu", "lr": 5e-4}
 STAIRCASE_ESTIMATORS = [("infonce", {}), ("nwj", {}), ("smile", {"tau": 5.0})]
 STAIRCASE_LEVELS = [2.0, 4.0, 6.0, 8.0, 10.0]
+STAIRCASE_SEEDS = [0, 1, 2]
 SMALL = {"critic": "separable", "hidden": 16, "layers": 2, "embed_dim": 8, "activation": "relu", "lr": 2e-3}
 SMALL_BATCH, SMALL_SAMPLES = 64, 5000
 _BASE = {"name": "multinormal_dense", "params": {"dim_x": 2, "dim_y": 2, "correlation": 0.8}}
@@ -266,20 +267,25 @@ def compare_workload(report: Report, label: str, members: list, budget: Budget, 
                         f"difference {gap:.2e} nats")
 
 
+def staircase_tasks(levels: int) -> list[tuple[str, dict[str, Any]]]:
+    return [("staircase", {"mi": mi, "dim": 20}) for mi in STAIRCASE_LEVELS[:levels]]
+
+
 def staircase_cells(steps: int, levels: int) -> list[Cell]:
-    """The bench's staircase members as suite cells (the runner samples each cell's data itself)."""
+    """The bench's staircase members as suite cells, in `_members`' order (the runner samples the data)."""
     return [Cell(suite="bench", kind="estimation", method=name, method_params={**STAIRCASE, **extra},
-                 data="staircase", data_params={"mi": mi, "dim": 20}, seed=seed, n=steps * 64,
-                 budget=Budget(steps=steps, batch_size=64), device="cpu", method_label=name,
-                 data_label=f"staircase {mi:g}")
-            for mi in STAIRCASE_LEVELS[:levels] for seed in (0, 1, 2) for name, extra in STAIRCASE_ESTIMATORS]
+                 data=task, data_params=params, seed=seed, n=steps * 64, budget=Budget(steps=steps, batch_size=64),
+                 device="cpu", method_label=name, data_label=f"staircase {params['mi']:g}")
+            for task, params in staircase_tasks(levels) for seed in STAIRCASE_SEEDS
+            for name, extra in STAIRCASE_ESTIMATORS]
 
 
-def machine_workload(report: Report, members: list, steps: int, levels: int, repeats: int, flops_per_step: float,
+def machine_workload(report: Report, steps: int, levels: int, repeats: int, flops_per_step: float,
                      jobs: int) -> None:
     """Per machine: the runner with `jobs` one-thread workers vs the plain loop on torch's default threads."""
     label = f"staircase, whole machine ({jobs} cores)"
     budget, cells = Budget(steps=steps, batch_size=64), staircase_cells(steps, levels)
+    members = _members(STAIRCASE_ESTIMATORS, staircase_tasks(levels), STAIRCASE_SEEDS, steps * 64, STAIRCASE)
     runs: dict[str, list[float]] = {"plain": [], "runner": []}
     values: dict[str, list[float]] = {}
     for _ in range(repeats):
@@ -323,17 +329,13 @@ def main(device: str = "cpu", steps: int = 200, levels: int = 1, repeats: int = 
 
     p = STAIRCASE
     budget = Budget(steps=steps, batch_size=64)
-    members = _members(STAIRCASE_ESTIMATORS, [("staircase", {"mi": mi, "dim": 20}) for mi in STAIRCASE_LEVELS[:levels]],
-                       [0, 1, 2], steps * 64, p)
+    members = _members(STAIRCASE_ESTIMATORS, staircase_tasks(levels), STAIRCASE_SEEDS, steps * 64, p)
     flops = separable_step_flops(64, 20, 20, p["hidden"], p["layers"], p["embed_dim"])
     report.notes.append(f"staircase critic: {flops / 1e6:.1f} MFLOP of matmuls per training step")
     compare_workload(report, "staircase", members, budget, p, torch_device, repeats, flops, alone=True)
     jobs = os.cpu_count() or 1
     if torch_device.type == "cpu" and machine_steps and jobs > 1:
-        members = _members(STAIRCASE_ESTIMATORS, [("staircase", {"mi": mi, "dim": 20})
-                                                  for mi in STAIRCASE_LEVELS[:levels]],
-                           [0, 1, 2], machine_steps * 64, p)
-        machine_workload(report, members, machine_steps, levels, repeats, flops, jobs)
+        machine_workload(report, machine_steps, levels, repeats, flops, jobs)
     if small:
         budget = Budget(steps=small_steps, batch_size=SMALL_BATCH)
         members = _members([("infonce", {})], SMALL_TASKS, [0], SMALL_SAMPLES, SMALL, standardize=True)

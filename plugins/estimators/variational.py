@@ -97,10 +97,10 @@ class VariationalEstimator:
             self.fit_divergence_group = self._fit_divergence_group
 
     def fit_estimate(self, x: np.ndarray, y: np.ndarray, budget: Budget, device: str, seed: int) -> Estimate:
-        return self._fit(CRITICS[self.params.critic], x, y, budget, device, seed)
+        return self._fit(self.fit_estimate_group, x, y, budget, device, seed)
 
     def _fit_divergence(self, p: np.ndarray, q: np.ndarray, budget: Budget, device: str, seed: int) -> Estimate:
-        return self._fit(TwoSampleCritic, p, q, budget, device, seed)
+        return self._fit(self._fit_divergence_group, p, q, budget, device, seed)
 
     def _marginal_maps(self, x: np.ndarray, y: np.ndarray, budget: Budget) -> tuple[np.ndarray, np.ndarray]:
         if self.params.marginals == "raw":
@@ -110,10 +110,9 @@ class VariationalEstimator:
         # float64, and ranks of the two could differ where float32 rounding makes ties.
         return (gaussianize(np.asarray(a, dtype=np.float32), fit_rows) for a in (x, y))
 
-    def _fit(self, critic_class, x, y, budget, device, seed) -> Estimate:
+    def _fit(self, group, x, y, budget, device, seed) -> Estimate:
         # A group of one: the same batched layers as in a group, so a cell's numbers do not depend
         # on whether the runner grouped it (bit for bit on CPU; tests/test_grouping.py).
-        group = self._fit_divergence_group if critic_class is TwoSampleCritic else self.fit_estimate_group
         (result,) = group([(self, x, y, seed)], budget, device)
         if isinstance(result, BaseException):
             raise result
