@@ -52,3 +52,13 @@ def test_bench_runs_and_writes_its_numbers(tmp_path, monkeypatch):
     plain, runner = (r["mean_abs_error"] for r in saved["rows"] if r["workload"] == machine)
     assert abs(plain - runner) < 1e-3
     assert "grouped vs plain loop" in lines[0] and f"{machine}: runner vs plain loop" in lines[0]
+
+
+def test_the_peak_is_the_better_of_two_measurements(monkeypatch):
+    readings = iter([100.0, 190.0, 104.0, 180.0])  # one thread, all threads; then again
+    monkeypatch.setattr(bench, "matmul_peak", lambda device, threads, size, budget_s=1.0: next(readings))
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    report = bench.Report(device="cpu", threads=1)
+    bench.measure_peaks(report, torch.device("cpu"))
+    bench.measure_peaks(report, torch.device("cpu"))
+    assert (report.peak_one_thread_gflops, report.peak_all_threads_gflops) == (104.0, 190.0)
