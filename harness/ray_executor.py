@@ -58,8 +58,9 @@ class RayExecutor:
     dashboard) and shuts it down afterwards; an address ("auto", "ray://host:10001",
     "host:6379") joins a running cluster and only disconnects from it. A worker that dies
     (segfault, os._exit, out of memory) is retried by Ray `retries` times, then the cell is
-    recorded as failed. On Ctrl-C the outstanding tasks are cancelled and the interrupt is
-    re-raised; the cells already yielded are in the store.
+    recorded as failed. On Ctrl-C the outstanding tasks stop (Ray ends them with this driver's
+    job; in a session the caller owns, they are cancelled) and the interrupt is re-raised; the
+    cells already yielded are in the store.
     """
 
     def __init__(self, address: str | None = None, retries: int = 2, jobs: int | None = None,
@@ -103,15 +104,24 @@ class RayExecutor:
                     yield item, self._result(ray, ref)
         finally:
             # Reached on normal completion, on Ctrl-C inside ray.wait, and when the runner stops early.
-            for ref in running:
-                try:
-                    ray.cancel(ref, force=True)
-                except Exception:  # noqa: BLE001 - a task that just finished cannot be cancelled; fine
-                    pass
             if owned:
+                # Disconnecting ends this driver's job, and Ray kills the job's running tasks. Cancelling
+                # them first would race a task that is just finishing, which aborts the driver inside
+                # Ray 2.60 ("Tried to complete task that was not pending", ray-project/ray#54798).
                 ray.shutdown()
+            else:
+                self._cancel(ray, running)
             if temp_dir:
                 shutil.rmtree(temp_dir, ignore_errors=True)
+
+    @staticmethod
+    def _cancel(ray: Any, running: Iterable[Any]) -> None:
+        """Stop the tasks still running in a Ray session that outlives this executor (a notebook's)."""
+        for ref in running:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - a task that just finished cannot be cancelled; fine
+                pass
 
     def _connect(self, ray: Any) -> tuple[bool, str | None]:
         """Join or start Ray; returns (whether this executor must shut it down, its temporary folder)."""

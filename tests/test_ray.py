@@ -238,3 +238,42 @@ def test_cli_joins_a_cluster_by_address_and_only_the_driver_writes(cluster, tmp_
     workers = {d["pid"] for d in cells["diagnostics"]}
     assert driver.pid not in workers  # the cells ran in Ray workers ...
     assert not any(d["store_imported"] for d in cells["diagnostics"])  # ... which never loaded the store
+
+
+def wait_for_cpus(ray, wanted: float, timeout_s: float = 60) -> float:
+    """The cluster's free CPUs once they equal wanted, or what they were at the timeout."""
+    deadline = time.time() + timeout_s
+    while (free := ray.available_resources().get("CPU", 0.0)) != wanted and time.time() < deadline:
+        time.sleep(0.2)
+    return free
+
+
+def test_ctrl_c_on_a_joined_cluster_ends_the_runs_tasks_and_leaves_the_cluster_up(cluster, tmp_path, plugin_file):
+    import ray
+
+    suite = write_suite(tmp_path, "long", 'name = "toy_correlation"\nparams = { sleep_s = 60 }',
+                        'name = "toy_gaussian"', seeds="[0, 1, 2, 3]")
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "--plugin-file", plugin_file("toy"), "run", str(suite),
+         "--store", str(tmp_path / "long.sqlite"), "--no-report", "--executor", "ray", "--address", cluster],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert wait_for_cpus(ray, 0.0) == 0.0, "the run should occupy both of the cluster's CPUs"
+    driver.send_signal(signal.SIGINT)
+    out, err = driver.communicate(timeout=60)
+    assert driver.returncode == 130 and "Traceback" not in out + err, out + err
+    assert wait_for_cpus(ray, 2.0, timeout_s=30) == 2.0, "the interrupted run's tasks kept running"
+
+
+def test_a_session_the_caller_owns_has_the_abandoned_tasks_cancelled(cluster, plugins, tmp_path):
+    import ray
+
+    from harness.ray_executor import RayExecutor
+
+    suite = load(write_suite(tmp_path, "owned", 'name = "toy_correlation"\ngrid = { sleep_s = [0.0, 60.0] }',
+                             'name = "toy_gaussian"', seeds="[0]"))
+    results = grouping.map_cells(RayExecutor(address=cluster), suite.cells)
+    cell, _ = next(results)  # the quick cell; the other sleeps on
+    assert cell.method_params["sleep_s"] == 0.0
+    results.close()  # as the runner does when it stops early
+    assert ray.is_initialized(), "the executor must not shut down a session it did not start"
+    assert wait_for_cpus(ray, 2.0, timeout_s=30) == 2.0, "the abandoned task kept running"
