@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import traceback
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
@@ -26,37 +25,21 @@ from harness.cells import CellResult, execute, prepare
 from harness.suite import Cell
 
 MAX_GROUP = 64
-MAX_GROUP_DATA_BYTES = 2 * 2**30  # float32 x and y of every member; a group holds them twice (arrays, stacked)
+MAX_GROUP_DATA_BYTES = 256 * 2**20  # float32 copies of every member's x and y held at once
 
 
 def group_method(estimator: Any, kind: str) -> Callable[..., list[Any]] | None:
     return getattr(estimator, "fit_divergence_group" if kind == "divergence" else "fit_estimate_group", None)
 
 
-def group_data_bytes(jobs: int) -> int:
-    """How much member data one group may hold: a quarter of the memory available now, shared among
-    `jobs` workers (each holds its group's data twice), at most MAX_GROUP_DATA_BYTES.
-
-    Bigger groups run faster per core (the full staircase at 4000 steps, 41 MB per member: 56% of
-    the one-thread matmul peak at 5 members, 61-63% at 45), so the cap follows the machine rather
-    than a fixed figure. Where available memory is unknown, a quarter of the ceiling.
-    """
-    try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return MAX_GROUP_DATA_BYTES // 4
-    return max(1, min(MAX_GROUP_DATA_BYTES, available // (4 * max(1, jobs))))
-
-
 def plan(cells: Sequence[Cell], jobs: int = 1, max_group: int = MAX_GROUP,
-         max_group_bytes: int | None = None) -> list[list[Cell]]:
+         max_group_bytes: int = MAX_GROUP_DATA_BYTES) -> list[list[Cell]]:
     """Split `cells` into units: each a batched group of compatible cells, or a single cell.
 
     Groups are cut into near-equal chunks so none exceeds `max_group` cells or `max_group_bytes`
-    of data (default: `group_data_bytes(jobs)`), and so that there are at least `jobs` units where
-    the cells allow (one batched model per worker keeps every core busy).
+    of data, and so that there are at least `jobs` units where the cells allow (one batched
+    model per worker keeps every core busy).
     """
-    max_group_bytes = group_data_bytes(jobs) if max_group_bytes is None else max_group_bytes
     keyed: dict[Hashable, list[Cell]] = {}
     singles: list[list[Cell]] = []
     limits: dict[Hashable, int] = {}

@@ -183,21 +183,6 @@ def test_plan_caps_each_group_by_its_data():
     assert sorted(len(u) for u in grouping.plan(cells, max_group_bytes=10239)) == [1] * 5
 
 
-def test_the_data_cap_shares_a_quarter_of_available_memory_among_workers(monkeypatch):
-    pages = {"SC_AVPHYS_PAGES": 2**20, "SC_PAGE_SIZE": 4096}  # 4 GiB available
-    monkeypatch.setattr(grouping.os, "sysconf", pages.__getitem__)
-    assert grouping.group_data_bytes(1) == 2**30
-    assert grouping.group_data_bytes(4) == 2**28
-    pages["SC_AVPHYS_PAGES"] = 2**30  # 4 TiB: the ceiling holds
-    assert grouping.group_data_bytes(1) == grouping.MAX_GROUP_DATA_BYTES
-
-
-def test_the_full_staircase_suite_groups_into_one_model_per_worker():
-    from harness.bench import staircase_cells
-    cells = staircase_cells(4000, 5)  # 45 cells of 256000 x (20 + 20) float32: 41 MB each
-    assert sorted(len(u) for u in grouping.plan(cells, jobs=2, max_group_bytes=2**30)) == [22, 23]
-
-
 def test_grouped_cells_report_what_each_cell_reports_alone():
     cells = [cell("infonce", seed=0), cell("mine", seed=1, data_params={"dim": 2, "mi": 1.0}),
              cell("js", seed=2), cell("nwj", seed=3, n=10)]  # too few samples: fails, and runs alone
