@@ -1,7 +1,8 @@
 """`mi-harness bench`: how fast critic training is, against the machine and against a plain loop.
 
-From one run it prints: the machine's float32 matmul peak (one thread, all threads; the better
-of a measurement before and one after the workloads, so a low reading cannot flatter us), the
+From one run it prints: the machine's float32 matmul peak (one thread, all threads; the best
+kernel torch offers, torch.matmul or oneDNN, and the better of a measurement before and one after
+the workloads, so a low reading cannot flatter us), the
 achieved GFLOP/s of critic training (matmul FLOPs of forward and backward, counted
 analytically), and speed ratios against a plain one-critic-at-a-time PyTorch loop of the
 reference protocol (Poole et al.'s staircase code: nn.Linear stacks, default Adam, the bound
@@ -35,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness import registry
+from harness import cpu_gemm, registry
 from harness.api import Budget
 from harness.executors import ProcessExecutor
 from harness.grouping import group_method, map_cells
@@ -76,6 +77,7 @@ class Report:
     threads: int
     peak_one_thread_gflops: float = math.nan
     peak_all_threads_gflops: float = math.nan
+    peak_by_kernel: dict[str, list[float]] = field(default_factory=dict)  # kernel: [one thread, all threads]
     rows: list[dict[str, Any]] = field(default_factory=list)
     ratios: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -118,16 +120,26 @@ def seconds(t: Timed, device: torch.device) -> float:
     return t.cpu_s if device.type == "cpu" else t.wall_s
 
 
-def matmul_peak(device: torch.device, threads: int, size: int, budget_s: float = 1.0) -> float:
+def peak_kernels(device: torch.device) -> dict[str, Callable[[Tensor, Tensor], Tensor]]:
+    """The float32 matmuls torch offers on `device`: on x86 CPUs MKL's may not be the fastest."""
+    kernels = {"torch.matmul": lambda a, b: a @ b}
+    if device.type == "cpu" and cpu_gemm.onednn_available():
+        kernels["oneDNN"] = lambda a, b: cpu_gemm.linear(a, b.mT, None)
+    return kernels
+
+
+def matmul_peak(device: torch.device, threads: int, size: int, kernel: str = "torch.matmul",
+                budget_s: float = 1.0) -> float:
     """GFLOP/s of a size x size float32 matmul; best of repeated timings (a shared CPU only slows)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
+    multiply = peak_kernels(device)[kernel]
     try:
         a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
-        a @ b
+        multiply(a, b)
         best, spent = math.inf, 0.0
         while spent < budget_s or best == math.inf:
-            _, t = timed(device, lambda: a @ b)
+            _, t = timed(device, lambda: multiply(a, b))
             # One thread: the thread's CPU time; several: wall time (CPU time would sum the threads).
             took = t.cpu_s if device.type == "cpu" and threads == 1 else t.wall_s
             best, spent = min(best, took), spent + t.wall_s
@@ -137,12 +149,17 @@ def matmul_peak(device: torch.device, threads: int, size: int, budget_s: float =
 
 
 def measure_peaks(report: Report, device: torch.device) -> None:
-    """Raise the report's peaks to what the machine reaches now (one thread, and all threads on CPU)."""
+    """Raise the report's peaks to what the machine reaches now, with each kernel (one thread, and all
+    threads on CPU); the peak is the best kernel's."""
     size = 1024 if device.type == "cpu" else 8192
-    report.peak_one_thread_gflops = max(matmul_peak(device, 1, size), report.peak_one_thread_gflops)
+    thread_counts = [1, os.cpu_count() or 1] if device.type == "cpu" else [1]
+    for kernel in peak_kernels(device):
+        readings = [matmul_peak(device, threads, size, kernel) for threads in thread_counts]
+        before = report.peak_by_kernel.get(kernel, [0.0] * len(readings))
+        report.peak_by_kernel[kernel] = [max(now, then) for now, then in zip(readings, before, strict=True)]
+    report.peak_one_thread_gflops = max(peaks[0] for peaks in report.peak_by_kernel.values())
     if device.type == "cpu":
-        report.peak_all_threads_gflops = max(matmul_peak(device, os.cpu_count() or 1, size),
-                                             report.peak_all_threads_gflops)
+        report.peak_all_threads_gflops = max(peaks[1] for peaks in report.peak_by_kernel.values())
 
 
 # ---- the plain reference loop -----------------------------------------------------------------
@@ -333,6 +350,10 @@ def main(device: str = "cpu", steps: int = 200, levels: int = 1, repeats: int = 
     retain_freed_memory()  # the plain loop gets the same allocator as ours
     report = Report(device=_describe(torch_device), threads=1)
     measure_peaks(report, torch_device)
+    if torch_device.type == "cpu":
+        report.notes.append("large grouped layers multiply on CPU with "
+                            + ("oneDNN" if cpu_gemm.onednn_chosen() else "torch.matmul")
+                            + f" (MI_HARNESS_CPU_GEMM={cpu_gemm.chosen_by_user()})")
 
     p = STAIRCASE
     budget = Budget(steps=steps, batch_size=64)
@@ -358,9 +379,11 @@ def main(device: str = "cpu", steps: int = 200, levels: int = 1, repeats: int = 
 
 def render(report: Report) -> str:
     lines = [f"device: {report.device}; training on {report.threads} thread(s)",
-             f"matmul peak (float32): {report.peak_one_thread_gflops:.1f} GFLOP/s"
+             f"matmul peak (float32, the best kernel): {report.peak_one_thread_gflops:.1f} GFLOP/s"
              + (f" on one thread, {report.peak_all_threads_gflops:.1f} GFLOP/s on all threads"
-                if math.isfinite(report.peak_all_threads_gflops) else ""), "",
+                if math.isfinite(report.peak_all_threads_gflops) else "")
+             + "; by kernel: " + ", ".join(f"{kernel} " + " / ".join(f"{p:.1f}" for p in peaks)
+                                           for kernel, peaks in report.peak_by_kernel.items()), "",
              "| workload | training | critics | steps | s (best) | wall s | critic-steps/s | GFLOP/s | "
              "% of peak | mean abs error (nats) |",
              "|---|---|---|---|---|---|---|---|---|---|"]

@@ -37,7 +37,7 @@ def test_plain_loop_trains_the_same_critic_to_the_same_value(rule):
 
 def test_bench_runs_and_writes_its_numbers(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "SMALL_TASKS", bench.SMALL_TASKS[:2])
-    monkeypatch.setattr(bench, "matmul_peak", lambda device, threads, size, budget_s=1.0: 1.0)
+    monkeypatch.setattr(bench, "matmul_peak", lambda device, threads, size, kernel, budget_s=1.0: 1.0)
     out = tmp_path / "bench.json"
     lines = []
     monkeypatch.setattr("os.cpu_count", lambda: 2)  # the whole-machine comparison needs 2 cores
@@ -54,11 +54,22 @@ def test_bench_runs_and_writes_its_numbers(tmp_path, monkeypatch):
     assert "grouped vs plain loop" in lines[0] and f"{machine}: runner vs plain loop" in lines[0]
 
 
-def test_the_peak_is_the_better_of_two_measurements(monkeypatch):
-    readings = iter([100.0, 190.0, 104.0, 180.0])  # one thread, all threads; then again
-    monkeypatch.setattr(bench, "matmul_peak", lambda device, threads, size, budget_s=1.0: next(readings))
+def test_the_peak_is_the_best_kernel_and_the_better_of_two_measurements(monkeypatch):
+    readings = {  # (one thread, all threads) now, then again after the workloads
+        "torch.matmul": iter([100.0, 190.0, 104.0, 180.0]),  # MKL's AVX2 kernels on an AMD CPU
+        "oneDNN": iter([230.0, 400.0, 226.0, 455.0])}        # AVX-512
+    monkeypatch.setattr(bench, "peak_kernels", lambda device: dict.fromkeys(readings))
+    monkeypatch.setattr(bench, "matmul_peak", lambda device, threads, size, kernel: next(readings[kernel]))
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     report = bench.Report(device="cpu", threads=1)
     bench.measure_peaks(report, torch.device("cpu"))
     bench.measure_peaks(report, torch.device("cpu"))
-    assert (report.peak_one_thread_gflops, report.peak_all_threads_gflops) == (104.0, 190.0)
+    assert report.peak_by_kernel == {"torch.matmul": [104.0, 190.0], "oneDNN": [230.0, 455.0]}
+    assert (report.peak_one_thread_gflops, report.peak_all_threads_gflops) == (230.0, 455.0)
+    assert "by kernel: torch.matmul 104.0 / 190.0, oneDNN 230.0 / 455.0" in bench.render(report)
+
+
+def test_the_peak_kernels_multiply_alike():
+    a, b = torch.randn(64, 64), torch.randn(64, 64)
+    for kernel, multiply in bench.peak_kernels(torch.device("cpu")).items():
+        torch.testing.assert_close(multiply(a, b), a @ b, rtol=1e-5, atol=1e-4, msg=kernel)

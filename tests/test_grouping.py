@@ -1,8 +1,9 @@
 """Grouped training: many critics as one batched model give each member the numbers it gets alone.
 
-On CPU the numbers are the same bits: a cell fitted alone is a group of one through the same
-batched layers, each layer's kernels round a member's numbers the same whatever stands beside it,
-and every reduction runs per member. Elsewhere (a GPU, or train_critic on a plain nn.Linear
+On CPU the numbers are the same bits, with either CPU matmul kernel (torch's batched matmuls or
+oneDNN member by member): a cell fitted alone is a group of one through the same batched layers,
+each layer's kernels round a member's numbers the same whatever stands beside it, and every
+reduction runs per member. Elsewhere (a GPU, or train_critic on a plain nn.Linear
 critic, whose kernels round differently) tolerance 1e-4: rounding differences of ~1e-7 per step
 grow through 100 Adam steps to ~1e-6, while a genuine mix-up between members (wrong data stream,
 seed, optimiser state or objective) moves values by 1e-2 or more.
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness import grouping, registry
+from harness import cpu_gemm, grouping, registry
 from harness.api import Budget
 from harness.cells import execute
 from harness.executors import InlineExecutor
@@ -24,6 +25,16 @@ from plugins.estimators.objectives import TUBA, InfoNCE
 SMALL = {"hidden": 16, "embed_dim": 8, "lr": 2e-3}
 TOLERANCE = 1e-4
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=["torch", "onednn"])
+def cpu_kernel(request, monkeypatch):
+    """Each CPU matmul kernel in turn, oneDNN for every layer (not only the large ones)."""
+    monkeypatch.setenv("MI_HARNESS_CPU_GEMM", request.param)
+    monkeypatch.setattr(cpu_gemm, "MIN_WORK", 0)
+    cpu_gemm.onednn_chosen.cache_clear()
+    yield request.param
+    cpu_gemm.onednn_chosen.cache_clear()
 
 
 def gaussian(mi, dim=2, n=1000, seed=0):
@@ -51,7 +62,7 @@ def assert_same(alone, grouped, exact=False):
 
 @pytest.mark.parametrize("dim_y", [2, 3])  # dim_y = dim_x: g and h run as one group of 2G
 @pytest.mark.parametrize("critic", ["separable", "concat", "bilinear"])
-def test_stacked_critic_scores_equal_each_members_scores(critic, dim_y):
+def test_stacked_critic_scores_equal_each_members_scores(critic, dim_y, cpu_kernel):
     built = []
     for seed in range(3):
         torch.manual_seed(seed)
@@ -59,13 +70,13 @@ def test_stacked_critic_scores_equal_each_members_scores(critic, dim_y):
     x, y = torch.randn(3, 10, 3), torch.randn(3, 10, dim_y)
     grouped = stack_critics(built)(x, y)
     plain = torch.stack([m(x[g], y[g]) for g, m in enumerate(built)])
-    torch.testing.assert_close(grouped, plain, rtol=1e-5, atol=1e-6)  # nn.Linear's kernels round differently
+    torch.testing.assert_close(grouped, plain, rtol=1e-5, atol=1e-6)  # nn.Linear's kernel may round differently
     alone = torch.cat([stack_critics([m])(x[g : g + 1], y[g : g + 1]) for g, m in enumerate(built)])
     assert torch.equal(grouped, alone)
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_grouped_members_match_training_alone_across_objectives_seeds_and_tasks(device):
+def test_grouped_members_match_training_alone_across_objectives_seeds_and_tasks(device, cpu_kernel):
     # MINE twice: two members share one MINE instance, each with its own moving average.
     group = members(["infonce", "nwj", "mine", "mine", "smile", "tuba", "js", "nce"])
     budget = Budget(steps=100, batch_size=32)  # 1000 samples < 100 x 32: the held-out protocol
@@ -77,7 +88,7 @@ def test_grouped_members_match_training_alone_across_objectives_seeds_and_tasks(
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_grouped_streaming_members_match_training_alone(device):
+def test_grouped_streaming_members_match_training_alone(device, cpu_kernel):
     group = members(["infonce", "mine", "nwj"], n=60 * 32, critic="concat")
     budget = Budget(steps=60, batch_size=32)
     grouped = group[0][0].fit_estimate_group(group, budget, device)
@@ -87,7 +98,7 @@ def test_grouped_streaming_members_match_training_alone(device):
         assert_same(alone, result, exact=device == "cpu")
 
 
-def test_grouped_divergence_members_match_training_alone():
+def test_grouped_divergence_members_match_training_alone(cpu_kernel):
     rng = np.random.default_rng(0)
     p, q = rng.normal(0.5, 1.0, (600, 2)), rng.normal(0.0, 1.0, (600, 2))
     estimator = registry.get("estimator", "fgan").instantiate({**SMALL, "divergence": "kl"})

@@ -14,6 +14,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from harness import cpu_gemm
+
 Activation = Literal["relu", "elu", "leaky_relu", "tanh"]
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
 
@@ -88,8 +90,9 @@ class TwoSampleCritic(nn.Module):
 class GroupedLinear(nn.Module):
     """G independent linear layers as one: weight (G, out, in), bias (G, 1, out), input (G, ..., in).
 
-    Each member's arithmetic is nn.Linear's, operation for operation (see _GroupedLinear), so a
-    member trained in a group gets the bits it gets alone, not merely numbers close to them.
+    Each member's arithmetic is the same whatever stands beside it in the group (see
+    _GroupedLinear), so a member trained in a group gets the bits it gets alone, not merely
+    numbers close to them.
     """
 
     def __init__(self, weight: Tensor, bias: Tensor | None):
@@ -115,18 +118,20 @@ class GroupedLinear(nn.Module):
 
 
 class _GroupedLinear(torch.autograd.Function):
-    """Batched nn.Linear with nn.Linear's own gradient formulas.
+    """Batched nn.Linear: torch's batched matmuls, or oneDNN member by member (cpu_gemm).
 
-    Autograd's baddbmm would form the weight gradient as x^T g, shaped (in, out), and then copy
-    it into the (out, in) parameter; nn.Linear (addmm's mat2 backward) forms g^T x directly in
-    the parameter's layout. Rounding differs between the two, so we do what nn.Linear does:
-    identical bits, and no copy.
+    In the batched form, the weight gradient is formed as g^T x, in the parameter's (out, in)
+    layout, as nn.Linear does; autograd's baddbmm would form x^T g and copy it, rounding
+    differently.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
+        ctx.onednn = cpu_gemm.use_onednn(x, weight)
+        if ctx.onednn:
+            return cpu_gemm.per_member(x, weight, bias)
         if weight.shape[1] == 1:
             # One output: the batched kernel for (M, in) x (in, 1) rounds differently for G = 1 and
             # G > 1; (1, in) x (in, M) does not.
@@ -137,8 +142,9 @@ class _GroupedLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         x, weight = ctx.saved_tensors
-        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.bmm(grad.mT, x) if ctx.needs_input_grad[1] else None
+        product = cpu_gemm.per_member if ctx.onednn else lambda a, b, _: torch.bmm(a, b.mT)
+        grad_x = product(grad, weight.mT, None) if ctx.needs_input_grad[0] else None
+        grad_weight = product(grad.mT, x.mT, None) if ctx.needs_input_grad[1] else None
         grad_bias = grad.sum(1, keepdim=True) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias
 

@@ -1,0 +1,87 @@
+"""Which kernel multiplies a grouped layer's large matrices on CPU: torch's matmul or oneDNN's.
+
+torch's float32 matmul on x86 calls MKL, and MKL runs its AVX2 kernels on CPUs that are not
+Intel's; oneDNN picks its kernels by instruction set. On a CPU with full-width AVX-512 (this
+project's AMD Zen 5) oneDNN multiplies twice as fast: 234 against 105 GFLOP/s on one thread at
+1024^3. oneDNN has no batched float32 matmul in torch, so it runs one call per group member, and a
+call costs about 20 us: only layers with enough work per member gain.
+
+`MI_HARNESS_CPU_GEMM` chooses: `auto` (the default) times both kernels once per process and takes
+oneDNN where it is clearly the faster (a wider instruction set, not noise); `torch` or `onednn`
+pins the choice. The choice never depends on the group size, so a member's numbers are the same
+bits alone and in a group.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import torch
+from torch import Tensor
+
+from harness.errors import UserError
+
+CHOICES = ("auto", "torch", "onednn")
+# rows x in x out of one member's product; smaller ones ran slower through oneDNN one member at a
+# time than through one batched matmul (measured at 1M, faster from 4M: 64 x 256 x 256 gains 1.4x).
+MIN_WORK = 2**21
+# A wider instruction set gives about 2x; kernels of one width differ by far less.
+CLEAR_WIN = 1.5
+
+
+def onednn_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """x @ weight^T + bias through oneDNN (x (M, in), weight (out, in); any strides)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+def per_member(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """(G, M, in) x (G, out, in)^T [+ bias (G, 1, out)] -> (G, M, out), one oneDNN call per member."""
+    return torch.stack([linear(x[g], weight[g], None if bias is None else bias[g, 0]) for g in range(len(x))])
+
+
+def use_onednn(x: Tensor, weight: Tensor) -> bool:
+    """Whether the grouped product of x (G, M, in) and weight (G, out, in) runs through oneDNN."""
+    work = x.shape[1] * weight.shape[1] * weight.shape[2]
+    return x.device.type == "cpu" and x.dtype == torch.float32 and work >= MIN_WORK and onednn_chosen()
+
+
+def chosen_by_user() -> str:
+    choice = os.environ.get("MI_HARNESS_CPU_GEMM", "auto")
+    if choice not in CHOICES:
+        raise UserError(f"MI_HARNESS_CPU_GEMM={choice!r} is not a kernel choice; valid: {', '.join(CHOICES)}.")
+    return choice
+
+
+chosen_by_user()  # at import, so a typo stops a run before its first cell, not inside a large layer
+
+
+@functools.cache
+def onednn_chosen() -> bool:
+    choice = chosen_by_user()
+    if choice == "onednn" and not onednn_available():
+        raise UserError("MI_HARNESS_CPU_GEMM=onednn, but this torch build has no oneDNN; use 'torch' or 'auto'.")
+    if choice != "auto":
+        return choice == "onednn"
+    return onednn_available() and onednn_speedup() >= CLEAR_WIN
+
+
+def onednn_speedup(size: int = 512, repeats: int = 5) -> float:
+    """How many times faster oneDNN multiplies two size x size float32 matrices than torch's matmul."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    return _best_time(lambda: a @ b.T, repeats) / _best_time(lambda: linear(a, b, None), repeats)
+
+
+def _best_time(run, repeats: int) -> float:
+    run()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
