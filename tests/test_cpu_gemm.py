@@ -105,3 +105,13 @@ def test_a_run_with_an_unknown_kernel_choice_stops_with_one_line(tmp_path):
     assert result.returncode != 0
     assert "MI_HARNESS_CPU_GEMM='avx512'" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr and not (tmp_path / "r.sqlite").exists()
+
+
+@needs_onednn
+def test_the_speed_probe_leaves_the_global_random_stream_alone():
+    # it runs at the first large layer, mid-training in whichever cell comes first
+    torch.manual_seed(3)
+    cpu_gemm.onednn_speedup(size=64, repeats=1)
+    after_probe = torch.rand(3)
+    torch.manual_seed(3)
+    assert torch.equal(after_probe, torch.rand(3))
