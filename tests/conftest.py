@@ -31,3 +31,20 @@ def store(tmp_path):
     results = Store(tmp_path / "results.sqlite")
     yield results
     results.close()
+
+
+@pytest.fixture
+def choose_cpu_gemm(monkeypatch):
+    """Set MI_HARNESS_CPU_GEMM (None: unset) for this test; returns whether oneDNN is then chosen."""
+    from harness import cpu_gemm
+
+    def choose(value: str | None) -> bool:
+        if value is None:
+            monkeypatch.delenv("MI_HARNESS_CPU_GEMM", raising=False)
+        else:
+            monkeypatch.setenv("MI_HARNESS_CPU_GEMM", value)
+        cpu_gemm.onednn_chosen.cache_clear()
+        return cpu_gemm.onednn_chosen()
+
+    yield choose
+    cpu_gemm.onednn_chosen.cache_clear()

@@ -15,20 +15,6 @@ from plugins.estimators.critics import GroupedLinear
 needs_onednn = pytest.mark.skipif(not cpu_gemm.onednn_available(), reason="this torch build has no oneDNN")
 
 
-@pytest.fixture
-def choice(monkeypatch):
-    def choose(value: str | None) -> bool:
-        if value is None:
-            monkeypatch.delenv("MI_HARNESS_CPU_GEMM", raising=False)
-        else:
-            monkeypatch.setenv("MI_HARNESS_CPU_GEMM", value)
-        cpu_gemm.onednn_chosen.cache_clear()
-        return cpu_gemm.onednn_chosen()
-
-    yield choose
-    cpu_gemm.onednn_chosen.cache_clear()
-
-
 def forward_backward(layer: GroupedLinear, x: torch.Tensor, grad: torch.Tensor) -> list[torch.Tensor]:
     x = x.clone().requires_grad_()
     layer.zero_grad()
@@ -52,14 +38,14 @@ def exact_with_error_bounds(layer: GroupedLinear, x: torch.Tensor, grad: torch.T
 @needs_onednn
 @pytest.mark.parametrize(("rows", "dim_in", "dim_out", "bias"), [(64, 256, 256, True), (30, 7, 1, True),
                                                                   (1024, 12, 33, False)])
-def test_onednn_member_by_member_computes_the_batched_matmuls(choice, monkeypatch, rows, dim_in, dim_out, bias):
+def test_onednn_member_by_member_computes_the_batched_matmuls(choose_cpu_gemm, monkeypatch, rows, dim_in, dim_out, bias):
     torch.manual_seed(0)
     layer = GroupedLinear(torch.randn(5, dim_out, dim_in) / dim_in**0.5, torch.randn(5, 1, dim_out) if bias else None)
     x, grad = torch.randn(5, rows, dim_in), torch.randn(5, rows, dim_out)
     exact, bounds = exact_with_error_bounds(layer, x, grad)
     monkeypatch.setattr(cpu_gemm, "MIN_WORK", 0)
     for kernel in ("torch", "onednn"):
-        assert choice(kernel) == (kernel == "onednn")
+        assert choose_cpu_gemm(kernel) == (kernel == "onednn")
         for value, truth, bound in zip(forward_backward(layer, x, grad), exact, bounds, strict=True):
             assert ((value.double() - truth).abs() <= bound).all(), kernel
     member_by_member = forward_backward(layer, x, grad)
@@ -70,21 +56,21 @@ def test_onednn_member_by_member_computes_the_batched_matmuls(choice, monkeypatc
 
 
 @needs_onednn
-def test_only_layers_with_enough_work_leave_the_batched_matmul(choice):
-    assert choice("onednn")
+def test_only_layers_with_enough_work_leave_the_batched_matmul(choose_cpu_gemm):
+    assert choose_cpu_gemm("onednn")
     weight = torch.zeros(3, 256, 256)
     assert cpu_gemm.use_onednn(torch.zeros(3, 64, 256), weight)         # the staircase's 256 x 256 layer
     assert not cpu_gemm.use_onednn(torch.zeros(3, 64, 20), torch.zeros(3, 256, 20))  # its first layer
     assert not cpu_gemm.use_onednn(torch.zeros(3, 64, 256, dtype=torch.float64), weight.double())
 
 
-def test_auto_takes_onednn_only_where_it_is_clearly_faster(choice, monkeypatch):
+def test_auto_takes_onednn_only_where_it_is_clearly_faster(choose_cpu_gemm, monkeypatch):
     monkeypatch.setattr(cpu_gemm, "onednn_available", lambda: True)
     monkeypatch.setattr(cpu_gemm, "onednn_speedup", lambda: 2.2)  # AVX-512 against MKL's AVX2 on AMD Zen 5
-    assert choice(None) and choice("auto")
+    assert choose_cpu_gemm(None) and choose_cpu_gemm("auto")
     monkeypatch.setattr(cpu_gemm, "onednn_speedup", lambda: 1.2)  # one instruction set: no switch on noise
-    assert not choice("auto")
-    assert choice("onednn")
+    assert not choose_cpu_gemm("auto")
+    assert choose_cpu_gemm("onednn")
 
 
 @needs_onednn
@@ -93,9 +79,9 @@ def test_the_speed_probe_times_both_kernels():
     assert 0.05 < speedup < 20
 
 
-def test_an_unknown_kernel_choice_names_the_valid_ones(choice):
+def test_an_unknown_kernel_choice_names_the_valid_ones(choose_cpu_gemm):
     with pytest.raises(UserError, match=r"MI_HARNESS_CPU_GEMM='mkl'.*auto, torch, onednn"):
-        choice("mkl")
+        choose_cpu_gemm("mkl")
 
 
 def test_a_run_with_an_unknown_kernel_choice_stops_with_one_line(tmp_path):

@@ -28,13 +28,11 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.fixture(params=["torch", "onednn"])
-def cpu_kernel(request, monkeypatch):
+def cpu_kernel(request, monkeypatch, choose_cpu_gemm):
     """Each CPU matmul kernel in turn, oneDNN for every layer (not only the large ones)."""
-    monkeypatch.setenv("MI_HARNESS_CPU_GEMM", request.param)
     monkeypatch.setattr(cpu_gemm, "MIN_WORK", 0)
-    cpu_gemm.onednn_chosen.cache_clear()
-    yield request.param
-    cpu_gemm.onednn_chosen.cache_clear()
+    choose_cpu_gemm(request.param)
+    return request.param
 
 
 def gaussian(mi, dim=2, n=1000, seed=0):
