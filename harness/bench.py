@@ -128,8 +128,7 @@ def peak_kernels(device: torch.device) -> dict[str, Callable[[Tensor, Tensor], T
     return kernels
 
 
-def matmul_peak(device: torch.device, threads: int, size: int, kernel: str = "torch.matmul",
-                budget_s: float = 1.0) -> float:
+def matmul_peak(device: torch.device, threads: int, size: int, kernel: str, budget_s: float = 1.0) -> float:
     """GFLOP/s of a size x size float32 matmul; best of repeated timings (a shared CPU only slows)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
