@@ -8,18 +8,42 @@ plugins stays cheap.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
+NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"  # registry names, suite names and run names
 
 
 class Params(BaseModel):
     """Base of every plugin's parameters: unknown keys are errors, defaults are visible."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def choices(cls, name: str) -> list[Any]:
+        """The allowed values of a field with a fixed set of them (a Literal), else []."""
+        return _literal_values(cls.model_fields[name].annotation)
+
+    @classmethod
+    def describe_fields(cls) -> str:
+        """"k=3, metric='chebyshev' (chebyshev|euclidean)" for listings; "name=required" without a default."""
+        parts = []
+        for name, info in cls.model_fields.items():
+            default = "required" if info.is_required() else repr(info.get_default(call_default_factory=True))
+            allowed = cls.choices(name)
+            parts.append(f"{name}={default}" + (f" ({' | '.join(map(str, allowed))})" if len(allowed) > 1 else ""))
+        return ", ".join(parts)
+
+
+def _literal_values(annotation: Any) -> list[Any]:
+    if typing.get_origin(annotation) is Literal:
+        return list(typing.get_args(annotation))
+    return [value for argument in typing.get_args(annotation) for value in _literal_values(argument)]
 
 
 class NoParams(Params):
@@ -54,11 +78,16 @@ class Estimate:
 
 @dataclass
 class Embeddings:
-    """Frozen representations from an encoder: one row per dataset item (node, graph, image, series)."""
+    """Frozen representations from an encoder: one row per dataset item (node, graph, image, series).
+
+    untrained_baseline says the encoder was not trained (its architecture at random initialisation),
+    so a paper's number for the trained method is not put beside it.
+    """
 
     features: np.ndarray
     trajectory: list[tuple[int, float]] = field(default_factory=list)
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    untrained_baseline: bool = False
 
 
 @runtime_checkable
@@ -69,7 +98,9 @@ class Task(Protocol):
     kind "divergence": sample(n, rng) -> (samples of P, samples of Q), and
     ground_truth(target) is D_f(P||Q) for the f-divergence named by target.
     An MI task may also answer an f-divergence target with the f-information
-    D_f(P_XY || P_X P_Y).
+    D_f(P_XY || P_X P_Y). A task that cannot answer a target raises an exception whose
+    message says so (ValueError is customary): the cell is recorded as failed with that
+    message before any fitting, and the suite goes on.
     """
 
     kind: Literal["mi", "divergence"]
@@ -82,39 +113,107 @@ class Task(Protocol):
 
 
 @runtime_checkable
-class Estimator(Protocol):
-    """Estimates `target` ("mi", or an f-divergence name such as "kl") from samples.
+class DensityRatioTask(Task, Protocol):
+    """An MI task that knows its pointwise MI: log p(x, y) / (p(x) p(y)), one value per pair."""
 
-    Estimators that take two independent samples (divergence tasks) also define
-    fit_divergence(p, q, budget, device, seed) -> Estimate.
-    """
+    def log_density_ratio(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Estimator(Protocol):
+    """Estimates `target` ("mi", or an f-divergence name such as "kl") from paired samples (n, d) arrays."""
 
     target: str
 
-    def fit_estimate(
-        self, x: np.ndarray, y: np.ndarray, budget: Budget, device: str, seed: int
-    ) -> Estimate: ...
+    def fit_estimate(self, x: np.ndarray, y: np.ndarray, budget: Budget, device: str, seed: int) -> Estimate: ...
+
+
+@runtime_checkable
+class TwoSampleEstimator(Protocol):
+    """Estimates a divergence D_f(P || Q) from independent samples of P and of Q (divergence tasks)."""
+
+    target: str
+
+    def fit_divergence(self, p: np.ndarray, q: np.ndarray, budget: Budget, device: str, seed: int) -> Estimate: ...
+
+
+Member = tuple[Any, np.ndarray, np.ndarray, int]
+"""One cell of a group: (its estimator instance, x or p, y or q, its seed)."""
+
+GroupResult = list[Estimate | BaseException]
+"""One slot per member: its Estimate, or the exception fitting it alone would have raised."""
+
+
+@runtime_checkable
+class Groupable(Protocol):
+    """An estimator whose cells may train together as one batched model.
+
+    Cells are grouped when their group keys are equal (and not None) and so are the task's
+    kind and dimensions, the sample size, the budget, the device and the preprocessing. The
+    group fit must return what fitting each member alone with its seed would have returned
+    (to float tolerance).
+    """
+
+    def group_key(self) -> Hashable | None: ...
+
+
+@runtime_checkable
+class GroupedEstimator(Groupable, Protocol):
+    """Groupable on paired samples: fit_estimate for every member, trained as one model."""
+
+    def fit_estimate_group(self, members: Sequence[Member], budget: Budget, device: str) -> GroupResult: ...
+
+
+@runtime_checkable
+class GroupedTwoSampleEstimator(Groupable, Protocol):
+    """Groupable on divergence tasks: fit_divergence for every member, trained as one model."""
+
+    def fit_divergence_group(self, members: Sequence[Member], budget: Budget, device: str) -> GroupResult: ...
 
 
 @runtime_checkable
 class Dataset(Protocol):
     """Real data for encoders, loaded from files under the data root.
 
-    kind says what the items are ("images", "sequences", "graph", "graphs");
-    labels has one entry per item; splits maps "train"/"val"/"test" to item
-    indices, or is empty where the reference paper used k-fold cross-validation;
-    evaluation names the downstream protocol of harness.downstream.
-
-    The items themselves, by kind: "images" and "sequences" hold `inputs`, an array
-    with one item per row; "graph" holds `features` (nodes x features, float32) and
-    `adjacency` (scipy.sparse, nodes x nodes); "graphs" holds `graphs`, a list of
-    (node_features float32 array, edge_index int64 array of shape 2 x edges).
+    labels has one entry per item; splits maps "train"/"val"/"test" to item indices, or is
+    empty where the reference paper used k-fold cross-validation; evaluation names the
+    downstream protocol of harness.downstream. What the items are is the kind (below), each
+    with its own typed fields.
     """
 
     kind: Literal["images", "sequences", "graph", "graphs"]
     labels: np.ndarray
     splits: dict[str, np.ndarray]
     evaluation: str
+
+
+@runtime_checkable
+class ArrayDataset(Dataset, Protocol):
+    """kind "images" or "sequences": `inputs` holds one item per row (images N x C x H x W, series N x T x C)."""
+
+    inputs: np.ndarray
+
+
+@runtime_checkable
+class NodeDataset(Dataset, Protocol):
+    """kind "graph": the items are the nodes of one graph."""
+
+    features: np.ndarray  # nodes x features, float32
+    adjacency: Any  # scipy.sparse matrix, nodes x nodes
+
+
+class Graph(NamedTuple):
+    """One small graph, an item of a "graphs" dataset."""
+
+    node_features: np.ndarray  # nodes x features, float32
+    edge_index: np.ndarray  # int64, 2 x edges, both directions of an undirected edge
+
+
+@runtime_checkable
+class GraphsDataset(Dataset, Protocol):
+    """kind "graphs": each item is a whole small graph."""
+
+    graphs: list[Graph]
 
 
 @runtime_checkable
@@ -127,13 +226,18 @@ class Encoder(Protocol):
 Kind = Literal["estimator", "task", "encoder", "dataset", "suite"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Spec:
-    """A registered plugin item.
+    """A registered plugin item; plugins make one with EstimatorSpec, TaskSpec, EncoderSpec or DatasetSpec.
 
-    build is a callable taking the validated params, or a lazy "module:attr"
-    string imported only when an instance is built (so listing stays cheap).
-    published holds reference results, e.g. {"cora": (82.3, 0.6)} for an encoder.
+    name: the registry name (letters, digits, '_', '.', '-'), unique per kind.
+    summary: one line, shown literally by `mi-harness list`.
+    build: a callable taking the validated params and returning an instance that follows the
+        kind's protocol, or a lazy "module:attr" string imported only when an instance is built
+        (so listing stays cheap).
+    params: the harness.Params subclass of its parameters (default NoParams).
+    cite: the paper or source to cite.
+    published: reference results by dataset or task name, (mean, std), e.g. {"cora": (82.3, 0.6)}.
     """
 
     kind: Kind
@@ -156,22 +260,40 @@ class Spec:
         return self.builder()(params)
 
 
-def EstimatorSpec(**kw: Any) -> Spec:
-    return Spec(kind="estimator", **kw)
+@dataclass(frozen=True, kw_only=True)
+class EstimatorSpec(Spec):
+    """An estimator: build(params) returns an Estimator (and optionally TwoSampleEstimator, GroupedEstimator)."""
+
+    kind: Kind = field(default="estimator", init=False)
 
 
-def TaskSpec(**kw: Any) -> Spec:
-    return Spec(kind="task", **kw)
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec(Spec):
+    """A task: build(params) returns a Task (optionally a DensityRatioTask)."""
+
+    kind: Kind = field(default="task", init=False)
 
 
-def EncoderSpec(**kw: Any) -> Spec:
-    return Spec(kind="encoder", **kw)
+@dataclass(frozen=True, kw_only=True)
+class EncoderSpec(Spec):
+    """An encoder: build(params) returns an Encoder."""
+
+    kind: Kind = field(default="encoder", init=False)
 
 
-def DatasetSpec(**kw: Any) -> Spec:
-    return Spec(kind="dataset", **kw)
+@dataclass(frozen=True, kw_only=True)
+class DatasetSpec(Spec):
+    """A dataset: build(params) returns an ArrayDataset, NodeDataset or GraphsDataset."""
+
+    kind: Kind = field(default="dataset", init=False)
 
 
-def SuiteSpec(*, name: str, summary: str, path: str, cite: str = "") -> Spec:
-    """A suite file shipped by a plugin; build is the path of its TOML file."""
-    return Spec(kind="suite", name=name, summary=summary, build=lambda _params: path, cite=cite)
+@dataclass(frozen=True, kw_only=True)
+class SuiteSpec:
+    """A suite file shipped by a plugin: its [suite] name, a one-line summary, the TOML file's path."""
+
+    name: str
+    summary: str
+    path: str
+    cite: str = ""
+    kind: Literal["suite"] = field(default="suite", init=False)

@@ -1,21 +1,64 @@
-"""Running one Cell: build the plugins from the registry, fit, and describe what happened.
+"""Cells and the one fit path: build the plugins from the registry, fit, describe what happened.
 
-Runs inside worker processes too, so it returns plain data and never raises for a
-plugin's failure: a cell that raises, or ends non-finite, is a result with its status.
+A unit is one cell, or several cells whose estimators train as one batched model
+(harness.grouping plans them); `execute_unit` runs either. It runs inside worker processes
+too, so it returns plain data and never raises for a plugin's failure: a cell that raises,
+or ends non-finite, is a result with its status.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
-import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from harness import downstream, registry
-from harness.suite import Cell
+from harness.api import (
+    Budget,
+    Estimate,
+    GroundTruth,
+    GroupedEstimator,
+    GroupedTwoSampleEstimator,
+    TwoSampleEstimator,
+)
+from harness.errors import describe_exception
+from harness.worker import seed_everything
+
+
+@dataclass
+class Cell:
+    """One estimator x task (or encoder x dataset) x params x seed x sample size."""
+
+    suite: str
+    kind: Literal["estimation", "representation"]
+    method: str
+    method_params: dict[str, Any]
+    data: str
+    data_params: dict[str, Any]
+    seed: int
+    n: int
+    budget: Budget
+    device: str
+    method_label: str
+    data_label: str
+    preprocess: str = "none"
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        identity = [self.suite, self.kind, self.method, self.method_params, self.data, self.data_params,
+                    self.seed, self.n, self.budget.model_dump()]
+        if self.preprocess != "none":  # keeps the keys of existing stores unchanged
+            identity.append(self.preprocess)
+        self.key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def __str__(self) -> str:
+        return f"{self.method_label} x {self.data_label} (seed {self.seed}, n {self.n})"
 
 
 @dataclass
@@ -32,59 +75,143 @@ class CellResult:
     steps: int = 0
 
 
+Unit = Sequence[Cell]
+Work = Callable[[Unit], list[CellResult]]
+
+
+def failed(error: BaseException | str) -> CellResult:
+    return CellResult(status="failed", error=error if isinstance(error, str) else describe_exception(error))
+
+
 def execute(cell: Cell) -> CellResult:
+    """One cell alone: a unit of one."""
+    return execute_unit([cell])[0]
+
+
+def execute_unit(unit: Unit) -> list[CellResult]:
+    """One result per cell of `unit`; the unit's wall time is shared out evenly among its cells."""
     started = time.perf_counter()
-    try:
-        result = run_representation(cell) if cell.kind == "representation" else run_estimation(cell)
-    except Exception as error:  # a plugin's failure is a result, not a crash of the suite
-        last = traceback.extract_tb(error.__traceback__)[-1]
-        where = f" (at {last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
-        result = CellResult(status="failed", error=f"{type(error).__name__}: {error}{where}")
-    result.wall_s = time.perf_counter() - started
-    if result.status == "ok" and not math.isfinite(result.estimate):
-        result.status, result.error = "nonfinite", f"the estimate is {result.estimate}"
-    return result
+    if unit[0].kind == "representation":
+        results = [_represent(cell) for cell in unit]
+    else:
+        results = _estimate(unit)
+    wall_s = time.perf_counter() - started
+    for result in results:
+        result.wall_s = wall_s / len(unit)
+        if len(unit) > 1:
+            result.diagnostics["group_wall_s"] = wall_s
+        if result.status == "ok" and not math.isfinite(result.estimate):
+            result.status, result.error = "nonfinite", f"the estimate is {result.estimate}"
+    return results
 
 
-def prepare(cell: Cell) -> tuple[Any, Any, np.ndarray, np.ndarray]:
-    """Build the task and estimator, draw the cell's samples (seeded by the cell) and preprocess them."""
+@dataclass
+class Prepared:
+    """A cell ready to fit: its built task and estimator, its samples, and the truth its target has."""
+
+    cell: Cell
+    task: Any
+    estimator: Any
+    x: np.ndarray
+    y: np.ndarray
+    truth: GroundTruth
+
+
+def prepare(cell: Cell, float32: bool = False) -> Prepared:
+    """Build the task and estimator, draw the cell's samples (seeded by the cell) and preprocess them.
+
+    The ground truth comes first: a task that declines the estimator's target fails the cell
+    before any training. A group holds every member's data at once, so it asks for float32.
+    """
     task = registry.get("task", cell.data).instantiate(cell.data_params)
     estimator = registry.get("estimator", cell.method).instantiate(cell.method_params)
+    truth = task.ground_truth(estimator.target)
     x, y = task.sample(cell.n, np.random.default_rng(cell.seed))
     if cell.preprocess == "standardize" and task.kind == "mi":  # per dimension, as Beyond-Normal does
         x, y = ((a - a.mean(axis=0)) / a.std(axis=0) for a in (x, y))
-    return task, estimator, x, y
+    if float32:
+        x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
+    return Prepared(cell, task, estimator, x, y, truth)
 
 
-def run_estimation(cell: Cell) -> CellResult:
-    task, estimator, x, y = prepare(cell)
-    if task.kind == "divergence":
-        if not hasattr(estimator, "fit_divergence"):
+def group_fit(estimator: Any, task_kind: str) -> Callable[..., list[Any]] | None:
+    """The estimator's grouped fit for this kind of task, if it offers one."""
+    if task_kind == "divergence":
+        return estimator.fit_divergence_group if isinstance(estimator, GroupedTwoSampleEstimator) else None
+    return estimator.fit_estimate_group if isinstance(estimator, GroupedEstimator) else None
+
+
+def _estimate(unit: Unit) -> list[CellResult]:
+    results: list[CellResult | None] = [None] * len(unit)
+    members: list[tuple[int, Prepared]] = []
+    for slot, cell in enumerate(unit):
+        try:
+            members.append((slot, prepare(cell, float32=len(unit) > 1)))
+        except Exception as error:  # the same cell alone would fail the same way
+            results[slot] = failed(error)
+    if members:
+        try:
+            estimates = _fit([member for _, member in members])
+        except Exception as error:  # e.g. out of memory for the whole group: each cell alone is the fallback
+            if len(members) > 1:
+                return _alone_after(unit, error)
+            estimates = [error]
+        for (slot, member), estimate in zip(members, estimates, strict=True):
+            results[slot] = _described(member, estimate)
+    return results  # type: ignore[return-value]
+
+
+def _fit(members: list[Prepared]) -> list[Estimate | BaseException]:
+    """Fit one member alone, or several as one batched model; seeds and threads are the harness's."""
+    first = members[0]
+    cell, estimator = first.cell, first.estimator
+    seed_everything(cell.seed)
+    if len(members) > 1:
+        fit = group_fit(estimator, first.task.kind)
+        return fit([(m.estimator, m.x, m.y, m.cell.seed) for m in members], cell.budget, cell.device)
+    if first.task.kind == "divergence":
+        if not isinstance(estimator, TwoSampleEstimator):
             raise TypeError(f"estimator {cell.method!r} estimates from paired samples; "
                             f"task {cell.data!r} is a two-sample divergence task")
-        estimate = estimator.fit_divergence(x, y, cell.budget, cell.device, cell.seed)
-    else:
-        estimate = estimator.fit_estimate(x, y, cell.budget, cell.device, cell.seed)
-    truth = task.ground_truth(estimator.target)
+        return [estimator.fit_divergence(first.x, first.y, cell.budget, cell.device, cell.seed)]
+    return [estimator.fit_estimate(first.x, first.y, cell.budget, cell.device, cell.seed)]
+
+
+def _alone_after(unit: Unit, error: BaseException) -> list[CellResult]:
+    """Rerun a failed group's cells one by one, each result saying so."""
+    reason = f"its group of {len(unit)} failed as a whole ({describe_exception(error)}), so it ran alone"
+    results = [execute(cell) for cell in unit]
+    for result in results:
+        result.diagnostics["group_fallback"] = reason
+    return results
+
+
+def _described(member: Prepared, estimate: Estimate | BaseException) -> CellResult:
+    if isinstance(estimate, BaseException):
+        return failed(estimate)
+    if not isinstance(estimate, Estimate) or not isinstance(estimate.value, int | float | np.number):
+        got = estimate.value if isinstance(estimate, Estimate) else estimate
+        return failed(f"TypeError: estimator {member.cell.method!r} returned {type(got).__name__} {got!r:.60} as "
+                      "its value; fit_estimate must return harness.Estimate(value=<a float, in nats>)")
     return CellResult(
-        status="ok",
-        true_value=truth.value,
-        true_stderr=truth.stderr,
+        status="ok", true_value=member.truth.value, true_stderr=member.truth.stderr,
         estimate=float(estimate.value),
         trajectory=[(int(s), float(v)) for s, v in estimate.trajectory],
-        diagnostics=estimate.diagnostics,
-        steps=int(estimate.diagnostics.get("steps", 0)),
-    )
+        diagnostics=dict(estimate.diagnostics), steps=int(estimate.diagnostics.get("steps", 0)))
 
 
-def run_representation(cell: Cell) -> CellResult:
-    spec = registry.get("encoder", cell.method)
-    dataset = registry.get("dataset", cell.data).instantiate(cell.data_params)
-    encoder = spec.instantiate(cell.method_params)
-    embeddings = encoder.fit(dataset, cell.budget, cell.device, cell.seed)
-    metrics = downstream.evaluate(dataset, np.asarray(embeddings.features), cell.seed)
+def _represent(cell: Cell) -> CellResult:
+    try:
+        spec = registry.get("encoder", cell.method)
+        dataset = registry.get("dataset", cell.data).instantiate(cell.data_params)
+        encoder = spec.instantiate(cell.method_params)
+        seed_everything(cell.seed)
+        embeddings = encoder.fit(dataset, cell.budget, cell.device, cell.seed)
+        metrics = downstream.evaluate(dataset, np.asarray(embeddings.features), cell.seed)
+    except Exception as error:  # a plugin's failure is a result, not a crash of the suite
+        return failed(error)
     # A paper's number belongs to the trained method, not to its untrained-architecture baseline.
-    published = None if cell.method_params.get("random_init") else spec.published.get(cell.data)
+    published = None if embeddings.untrained_baseline else spec.published.get(cell.data)
     return CellResult(
         status="ok",
         true_value=published[0] if published else None,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness import registry
@@ -15,10 +16,19 @@ from harness.dataroot import ENV_VAR as DATA_ROOT_VAR
 from harness.errors import UserError
 
 console = Console()
+errors = Console(stderr=True)
 STORE_OPTION = click.option("--store", envvar="MI_HARNESS_STORE", default="results/mi-harness.sqlite",
                             show_default=True, help="SQLite results store (env MI_HARNESS_STORE).")
 KINDS = {"estimators": "estimator", "tasks": "task", "encoders": "encoder", "datasets": "dataset",
          "suites": "suite"}
+
+
+def folding_table(*headers: str, **options) -> Table:
+    """A table that wraps long values instead of cutting them off (every choice stays readable)."""
+    table = Table(*headers, **options)
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,6 +41,8 @@ def cli(plugin_files: tuple[str, ...], data_root: str | None) -> None:
         os.environ[DATA_ROOT_VAR] = str(Path(data_root).resolve())
     for path in plugin_files:
         registry.load_plugin_file(path)
+    for line in registry.problems():
+        errors.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 @cli.command("list")
@@ -38,24 +50,25 @@ def cli(plugin_files: tuple[str, ...], data_root: str | None) -> None:
 def list_command(what: str | None) -> None:
     """Show installed estimators, tasks, encoders, datasets, suites or plugins."""
     if what == "plugins":
-        table = Table("plugin", "version", "hooks", "built-in")
+        table = folding_table("plugin", "version", "hooks", "built-in", "status")
         for row in registry.plugins():
-            table.add_row(row["name"], row["version"], ", ".join(row["hooks"]), "yes" if row["builtin"] else "")
+            status = "ok" if row["status"] == "ok" else f"broken: {row['error']}"
+            table.add_row(escape(row["name"]), row["version"], ", ".join(row["hooks"]),
+                          "yes" if row["builtin"] else "", escape(status))
         console.print(table)
         return
     for plural in [what] if what else list(KINDS):
         specs = registry.specs(KINDS[plural])
         if plural == "suites":
-            table = Table("name", "summary", "file", title=f"suites ({len(specs)})", title_justify="left")
+            table = folding_table("name", "summary", "file", title=f"suites ({len(specs)})", title_justify="left")
             for name, spec in sorted(specs.items()):
-                table.add_row(name, spec.summary, spec.instantiate())
+                table.add_row(escape(name), escape(spec.summary), escape(spec.path))
             console.print(table)
             continue
-        table = Table("name", "summary", "parameters (defaults)", "cite", title=f"{plural} ({len(specs)})",
+        table = folding_table("name", "summary", "parameters (defaults, choices)", "cite", title=f"{plural} ({len(specs)})",
                       title_justify="left", show_lines=False)
         for name, spec in sorted(specs.items()):
-            params = ", ".join(f"{k}={f.default!r}" for k, f in spec.params.model_fields.items())
-            table.add_row(name, spec.summary, params, spec.cite)
+            table.add_row(*(escape(text) for text in (name, spec.summary, spec.params.describe_fields(), spec.cite)))
         console.print(table)
 
 
@@ -78,10 +91,9 @@ def run(suite: str, store: str, run_name: str | None, jobs: int, executor: str, 
     from harness import report as reporting
     from harness import runner
     from harness import suite as suites
-    from harness.executors import limit_threads, make_executor
+    from harness.runner import make_executor
     from harness.store import Store
 
-    limit_threads()
     loaded = suites.load(suite, device=device)
     results = Store(store)
     console.print(f"suite {loaded.name!r}: {len(loaded.cells)} cells, store {store}")
@@ -168,10 +180,9 @@ def refresh_reports(suites: tuple[str, ...], jobs: int, reports_dir: str, store:
     from harness import report as reporting
     from harness import runner
     from harness import suite as suite_files
-    from harness.executors import limit_threads, make_executor
+    from harness.runner import make_executor
     from harness.store import Store
 
-    limit_threads()
     results = Store(store)
     for name in suites or ("quickstart",):
         loaded = suite_files.load(name)
@@ -182,28 +193,9 @@ def refresh_reports(suites: tuple[str, ...], jobs: int, reports_dir: str, store:
         console.print(f"{summary}\nreport: {out / 'index.html'}")
 
 
-@cli.command()
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--steps", default=200, show_default=True, help="Staircase steps per critic (4000: the full protocol).")
-@click.option("--levels", default=1, show_default=True, type=click.IntRange(1, 5),
-              help="Staircase MI levels (1-5 of 2, 4, 6, 8, 10 nats), 3 estimators x 3 seeds each.")
-@click.option("--small-steps", default=300, show_default=True, help="Steps of the 16 small-critic tasks.")
-@click.option("--small/--no-small", default=True, show_default=True, help="Run the 16 small-critic tasks.")
-@click.option("--machine-steps", default=2000, show_default=True,
-              help="Steps of the whole-machine staircase comparison (CPU; 0 skips it).")
-@click.option("--repeats", default=2, show_default=True, help="Interleaved repeats of baseline and ours.")
-@click.option("--output", "-o", type=click.Path(), help="Also write the numbers as JSON.")
-def bench(device: str, steps: int, levels: int, small_steps: int, small: bool, machine_steps: int, repeats: int,
-          output: str | None) -> None:
-    """Critic-training speed: GFLOP/s beside the matmul peak, and against a plain PyTorch loop."""
-    from harness import bench as benchmark
-
-    benchmark.main(device=device, steps=steps, levels=levels, repeats=repeats, small_steps=small_steps,
-                   small=small, machine_steps=machine_steps, output=output, echo=click.echo)
-
-
 def main() -> None:
     try:
+        registry.add_commands(cli)
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(130)

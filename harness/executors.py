@@ -1,4 +1,9 @@
-"""Executors run cells and yield (cell, result) as each finishes; only the driver writes the store."""
+"""Executors run units of cells and yield (unit, one result per cell) as each unit finishes.
+
+Only the driver writes the store. The executors know nothing of estimators: they move units
+to where they run (this process, a pool of worker processes, a Ray cluster: harness.ray_executor)
+and results back. harness.runner.make_executor chooses one.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +11,40 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
-from harness import registry
-from harness.cells import CellResult
+from harness import registry, worker
+from harness.cells import CellResult, Unit, Work, failed
 from harness.errors import UserError
-from harness.suite import Cell
-
-Work = Callable[[Cell], CellResult]
 
 
 class Executor(Protocol):
-    def map(self, work: Work, cells: Iterable[Cell]) -> Iterator[tuple[Cell, CellResult]]: ...
+    """Runs `work` on each unit; yields (unit, its results) in the order units finish.
 
+    jobs is how many units it runs at once, so the planner makes at least that many.
+    An executor's own failure (a worker that died) is one failed result per cell of the unit.
+    """
 
-def limit_threads() -> None:
-    """One torch thread per process: two threads fighting over 2 shared cores run ~20x slower."""
-    import torch
+    jobs: int
 
-    torch.set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
+    def map(self, work: Work, units: list[Unit]) -> Iterator[tuple[Unit, list[CellResult]]]: ...
 
 
 class InlineExecutor:
-    """Runs cells one after another in this process."""
+    """Runs units one after another in this process, on one torch thread (the caller's count is restored)."""
 
-    def map(self, work: Work, cells: Iterable[Cell]) -> Iterator[tuple[Cell, CellResult]]:
-        for cell in cells:
-            yield cell, work(cell)
+    jobs = 1
+
+    def map(self, work: Work, units: list[Unit]) -> Iterator[tuple[Unit, list[CellResult]]]:
+        previous = worker.set_threads(1)
+        try:
+            for unit in units:
+                yield unit, work(unit)
+        finally:
+            worker.set_threads(previous)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -46,11 +54,13 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _worker_init(plugin_files: tuple[str, ...]) -> None:
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    limit_threads()
-    for path in plugin_files:
-        registry.load_plugin_file(path)
+def _worker_init(parent: int, plugin_files: tuple[str, ...]) -> None:
+    # The parent's pid is read by the driver before the pool starts: a worker that read its own
+    # getppid() after a runner killed during start-up would watch its new parent (init) forever.
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    worker.set_up(plugin_files)
 
 
 class ProcessExecutor:
@@ -72,28 +82,28 @@ class ProcessExecutor:
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_worker_init,
-            initargs=(tuple(registry.loaded_plugin_files()),),
+            initargs=(os.getpid(), tuple(registry.loaded_plugin_files())),
         )
 
-    def map(self, work: Work, cells: Iterable[Cell]) -> Iterator[tuple[Cell, CellResult]]:
-        pending = list(cells)
-        suspects: list[Cell] = []
+    def map(self, work: Work, units: list[Unit]) -> Iterator[tuple[Unit, list[CellResult]]]:
+        pending = list(units)
+        suspects: list[Unit] = []
         pool = self._pool(self.jobs)
         try:
-            running: dict[Future, Cell] = {}
+            running: dict[Future, Unit] = {}
             while pending or running:
                 while pending and len(running) < self.jobs:
-                    cell = pending.pop(0)
-                    running[pool.submit(work, cell)] = cell
+                    unit = pending.pop(0)
+                    running[pool.submit(work, unit)] = unit
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 broken = False
                 for future in done:
-                    cell = running.pop(future)
+                    unit = running.pop(future)
                     try:
-                        yield cell, future.result()
+                        yield unit, future.result()
                     except BrokenProcessPool:
                         broken = True
-                        suspects.append(cell)
+                        suspects.append(unit)
                 if broken:
                     suspects.extend(running.values())
                     running.clear()
@@ -101,27 +111,18 @@ class ProcessExecutor:
                     pool = self._pool(self.jobs)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
-        for cell in suspects:
-            yield cell, self._isolated(work, cell)
+        for unit in suspects:
+            # A group's members go one by one, so one poisonous member cannot take the others down.
+            yield unit, [result for cell in unit for result in self._isolated(work, [cell])]
 
-    def _isolated(self, work: Work, cell: Cell) -> CellResult:
+    def _isolated(self, work: Work, unit: Unit) -> list[CellResult]:
         for _attempt in range(self.retries):
             pool = self._pool(1)
             try:
-                return pool.submit(work, cell).result()
+                return pool.submit(work, unit).result()
             except BrokenProcessPool:
                 continue
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
-        return CellResult(status="failed",
-                          error=f"the worker process died while running this cell ({self.retries + 1} attempts)")
-
-
-def make_executor(name: str, jobs: int = 1, address: str | None = None) -> Executor:
-    if name == "local":
-        return InlineExecutor() if jobs == 1 else ProcessExecutor(jobs)
-    if name == "ray":
-        from harness.ray_executor import RayExecutor
-
-        return RayExecutor(address=address, jobs=jobs if jobs > 1 else None)
-    raise UserError(f"unknown executor {name!r}; valid executors: local, ray.")
+        message = f"the worker process died while running this cell ({self.retries + 1} attempts)"
+        return [failed(message) for _ in unit]

@@ -1,4 +1,4 @@
-"""The plugin contract: each hook receives a `register` callback taking a Spec."""
+"""The plugin contract: each hook receives a `register` callback taking a Spec (commands: the click group)."""
 
 import pluggy
 
@@ -29,3 +29,8 @@ def register_datasets(register):
 @hookspec
 def register_suites(register):
     """Register suite files shipped with a plugin: register(SuiteSpec(...))."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add click commands to the `mi-harness` command group: cli.add_command(...) or @cli.command()."""

@@ -10,15 +10,13 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from harness import registry
-from harness.cells import CellResult
+from harness import registry, worker
+from harness.cells import CellResult, Unit, Work, failed
 from harness.errors import UserError
-from harness.executors import Work, limit_threads
-from harness.suite import Cell
 
 INSTALL_HINT = "pip install 'mi-harness[ray]'"
 
@@ -31,28 +29,21 @@ def _import_ray() -> Any:
     return ray
 
 
-def cells_of(item: Cell | Sequence[Cell]) -> list[Cell]:
-    """An executor's item is one cell, or a unit of cells trained together (harness.grouping)."""
-    return [item] if isinstance(item, Cell) else list(item)
+def needs_gpu(unit: Unit) -> bool:
+    return any(cell.device.startswith("cuda") for cell in unit)
 
 
-def needs_gpu(item: Cell | Sequence[Cell]) -> bool:
-    return any(cell.device.startswith("cuda") for cell in cells_of(item))
-
-
-def _run_on_worker(work: Any, item: Cell | Sequence[Cell], plugin_files: tuple[str, ...]) -> Any:
-    """The body of every Ray task: the worker is set up like a local pool worker, then runs the item."""
-    limit_threads()
-    for path in plugin_files:
-        registry.load_plugin_file(path)  # once per worker process: the registry remembers loaded files
-    for cell in cells_of(item):
+def _run_on_worker(work: Work, unit: Unit, plugin_files: tuple[str, ...]) -> list[CellResult]:
+    """The body of every Ray task: the worker is set up like a local pool worker, then runs the unit."""
+    worker.set_up(plugin_files)
+    for cell in unit:
         if cell.device.startswith("cuda"):
             cell.device = "cuda"  # Ray sets CUDA_VISIBLE_DEVICES to the GPU it granted this task
-    return work(item)
+    return work(unit)
 
 
 class RayExecutor:
-    """Runs cells (or units of cells) as Ray tasks and yields (item, result) in the order they finish.
+    """Runs units of cells as Ray tasks and yields (unit, results) in the order they finish.
 
     address None starts a private local Ray instance (jobs CPUs, a temporary folder, no
     dashboard) and shuts it down afterwards; an address ("auto", "ray://host:10001",
@@ -74,18 +65,17 @@ class RayExecutor:
         self.address = address
         self.retries = retries
         self.num_cpus = jobs
-        self.jobs = jobs or 1  # read by harness.grouping to plan parallel units
+        self.jobs = jobs or 1
         self.gpu_fraction = gpu_fraction
         self.max_in_flight = max_in_flight
 
-    def map(self, work: Work, cells: Iterable[Cell]) -> Iterator[tuple[Cell, CellResult]]:
-        """Yield (item, work(item)) as each finishes; an item is a Cell or a unit (list) of Cells."""
-        pending = deque(cells)
+    def map(self, work: Work, units: list[Unit]) -> Iterator[tuple[Unit, list[CellResult]]]:
+        pending = deque(units)
         if not pending:
             return
         ray = _import_ray()
         owned, temp_dir = self._connect(ray)
-        running: dict[Any, Cell | Sequence[Cell]] = {}
+        running: dict[Any, Unit] = {}
         try:
             resources = ray.cluster_resources()
             self._check_gpus(pending, resources)
@@ -94,14 +84,14 @@ class RayExecutor:
             plugin_files = tuple(str(Path(p).resolve()) for p in registry.loaded_plugin_files())
             while pending or running:
                 while pending and len(running) < window:
-                    item = pending.popleft()
-                    gpus = self.gpu_fraction if needs_gpu(item) else 0
+                    unit = pending.popleft()
+                    gpus = self.gpu_fraction if needs_gpu(unit) else 0
                     task = remote.options(num_cpus=1, num_gpus=gpus, max_retries=self.retries)
-                    running[task.remote(work, item, plugin_files)] = item
+                    running[task.remote(work, unit, plugin_files)] = unit
                 ready, _ = ray.wait(list(running), num_returns=1)
                 for ref in ready:
-                    item = running.pop(ref)
-                    yield item, self._result(ray, ref)
+                    unit = running.pop(ref)
+                    yield unit, self._results(ray, ref, unit)
         finally:
             # Reached on normal completion, on Ctrl-C inside ray.wait, and when the runner stops early.
             if owned:
@@ -144,21 +134,21 @@ class RayExecutor:
                  _temp_dir=temp_dir)
         return True, temp_dir
 
-    def _check_gpus(self, items: Iterable[Cell | Sequence[Cell]], resources: dict[str, float]) -> None:
-        if any(needs_gpu(item) for item in items) and resources.get("GPU", 0) <= 0:
+    def _check_gpus(self, units: Iterable[Unit], resources: dict[str, float]) -> None:
+        if any(needs_gpu(unit) for unit in units) and resources.get("GPU", 0) <= 0:
             where = f"at {self.address!r}" if self.address else "started here"
             raise UserError(f"the suite asks for cuda but the Ray cluster {where} has no GPUs; "
                             "run with --device cpu or join a cluster with GPU nodes.")
 
-    def _result(self, ray: Any, ref: Any) -> Any:
-        """What the work returned, or one failed CellResult when Ray could not run it (it covers a unit)."""
+    def _results(self, ray: Any, ref: Any, unit: Unit) -> list[CellResult]:
+        """What the work returned, or one failed result per cell when Ray could not run it."""
         try:
             return ray.get(ref)
         except (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError,
                 ray.exceptions.NodeDiedError) as error:
-            return CellResult(status="failed", error=(
-                f"the Ray worker process died while running this cell ({self.retries + 1} attempts): "
-                f"{type(error).__name__}"))
+            message = (f"the Ray worker process died while running this cell ({self.retries + 1} attempts): "
+                       f"{type(error).__name__}")
         except ray.exceptions.RayError as error:
             text = str(error).strip().splitlines()
-            return CellResult(status="failed", error=f"{type(error).__name__}: {text[0] if text else ''}")
+            message = f"{type(error).__name__}: {text[0] if text else ''}"
+        return [failed(message) for _ in unit]

@@ -15,7 +15,8 @@ from rich.progress import (
 )
 
 from harness import grouping
-from harness.executors import Executor, InlineExecutor
+from harness.errors import UserError
+from harness.executors import Executor, InlineExecutor, ProcessExecutor
 from harness.store import Store
 from harness.suite import Suite
 
@@ -62,3 +63,14 @@ def run(
             statuses[result.status] += 1
             progress.update(bar, advance=1, description=f"{suite.name}: {cell}")
     return RunSummary(run_name, len(suite.cells), len(suite.cells) - len(todo), statuses)
+
+
+def make_executor(name: str, jobs: int = 1, address: str | None = None) -> Executor:
+    """`local` (this process, or a pool of `jobs` workers) or `ray` (a private instance, or the cluster at address)."""
+    if name == "local":
+        return InlineExecutor() if jobs == 1 else ProcessExecutor(jobs)
+    if name == "ray":
+        from harness.ray_executor import RayExecutor
+
+        return RayExecutor(address=address, jobs=jobs if jobs > 1 else None)
+    raise UserError(f"unknown executor {name!r}; valid executors: local, ray.")

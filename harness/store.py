@@ -11,10 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-from harness.cells import CellResult
+from harness.cells import Cell, CellResult
 from harness.errors import UserError
 from harness.registry import harness_version
-from harness.suite import Cell, Suite
+from harness.suite import Suite
 
 DEFAULT_PATH = "results/mi-harness.sqlite"
 SCHEMA = """

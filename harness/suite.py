@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import ast
-import difflib
-import hashlib
 import itertools
-import json
 import re
 import tomllib
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness import registry
-from harness.api import Budget, Kind
-from harness.errors import UserError, unknown_name
+from harness.api import NAME_PATTERN, Budget, Kind
+from harness.cells import Cell
+from harness.errors import UserError, describe_validation_error, unknown_name
 from harness.timing import resolve_device
-
-NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 
 
 class _Strict(BaseModel):
@@ -89,36 +84,6 @@ class SuiteFile(_Strict):
 
 
 @dataclass
-class Cell:
-    """One estimator x task (or encoder x dataset) x params x seed x sample size."""
-
-    suite: str
-    kind: Literal["estimation", "representation"]
-    method: str
-    method_params: dict[str, Any]
-    data: str
-    data_params: dict[str, Any]
-    seed: int
-    n: int
-    budget: Budget
-    device: str
-    method_label: str
-    data_label: str
-    preprocess: str = "none"
-    key: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        identity = [self.suite, self.kind, self.method, self.method_params, self.data, self.data_params,
-                    self.seed, self.n, self.budget.model_dump()]
-        if self.preprocess != "none":  # keeps the keys of existing stores unchanged
-            identity.append(self.preprocess)
-        self.key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-    def __str__(self) -> str:
-        return f"{self.method_label} x {self.data_label} (seed {self.seed}, n {self.n})"
-
-
-@dataclass
 class Suite:
     name: str
     description: str
@@ -155,54 +120,10 @@ def resolve_path(path: str | Path) -> Path:
         return candidate
     suites = registry.specs("suite")
     if str(path) in suites:
-        return Path(suites[str(path)].instantiate())
+        return Path(suites[str(path)].path)
     if candidate.suffix == ".toml" or "/" in str(path):
         raise UserError(f"suite file {path} does not exist. Registered suites: {', '.join(sorted(suites))}.")
     raise unknown_name("suite", str(path), list(suites))
-
-
-def describe_validation_error(path: Path | str, error: ValidationError, prefix: str = "",
-                              model: type[BaseModel] | None = None) -> str:
-    lines = []
-    for problem in error.errors():
-        where = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem["loc"]).lstrip(".")
-        got = problem.get("input")
-        shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-        message = problem["msg"].removeprefix("Value error, ")
-        if problem["type"] == "extra_forbidden" and problem["loc"]:
-            valid = fields_at(model, problem["loc"][:-1])
-            message, shown = unknown_key(str(problem["loc"][-1]), valid, listed=not prefix), ""
-        lines.append(f"{path}: {where or 'top level'}: {message}{shown}")
-    return "\n".join(lines)
-
-
-def unknown_key(key: str, valid: list[str] | None, listed: bool = True) -> str:
-    if not valid:
-        return f"Extra inputs are not permitted: unknown key {key!r}"
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    listing = f" Valid keys here: {', '.join(valid)}" if listed else ""
-    return f"Extra inputs are not permitted: unknown key {key!r}.{hint}{listing}"
-
-
-def fields_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[str] | None:
-    """The field names of the (nested) model that a validation error's location points into."""
-    for part in loc:
-        if model is None:
-            return None
-        if isinstance(part, str):
-            info = model.model_fields.get(part)
-            model = _model_in(info.annotation) if info else None
-    return list(model.model_fields) if model else None
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for argument in typing.get_args(annotation):
-        if found := _model_in(argument):
-            return found
-    return None
 
 
 def expand(parsed: SuiteFile, path: str, device: str) -> list[Cell]:
@@ -261,7 +182,7 @@ def validate_params(kind: Kind, name: str, params: dict[str, Any], where: str) -
     try:
         model = spec.params(**params)
     except ValidationError as error:
-        fields = ", ".join(f"{k} (default {f.default!r})" for k, f in spec.params.model_fields.items())
+        fields = spec.params.describe_fields()
         raise UserError(
             describe_validation_error(where, error, prefix="params.", model=spec.params)
             + f"\nvalid params of {kind} {name!r}: {fields or 'none'}."

@@ -251,12 +251,6 @@ class _Choice:
 
 
 @torch.no_grad()
-def heldout_value(critic: nn.Module, objective: nn.Module, xs: Tensor, ys: Tensor, batch_size: int) -> float:
-    """Mean of the bound over full held-out batches, with the critic frozen."""
-    return heldout_values(_OneCritic(critic), [(objective, 0, 1)], xs.unsqueeze(0), ys.unsqueeze(0), batch_size)[0]
-
-
-@torch.no_grad()
 def heldout_values(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], xs: Tensor, ys: Tensor,
                    batch_size: int) -> list[float]:
     """Per member, the mean bound over full held-out batches of (G, N, d) data, critic frozen.

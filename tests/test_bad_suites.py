@@ -14,11 +14,11 @@ import pytest
 
 from harness import registry
 from harness.api import Budget
-from harness.cells import execute
+from harness.cells import Cell, execute
 from harness.cli import main
 from harness.dataroot import ENV_VAR, data_root, dataset_path
 from harness.errors import UserError
-from harness.suite import Cell, load
+from harness.suite import load
 
 CORPUS = sorted((Path(__file__).parent / "data" / "bad_suites").glob("*.toml"))
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

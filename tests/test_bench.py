@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from harness import bench, registry
+from harness import registry
 from harness.api import Budget
+from plugins.bench import baseline, benchmark, machine
 from plugins.estimators.critics import SeparableCritic
 
 
@@ -18,7 +19,7 @@ def test_analytic_flops_equal_torch_flop_counter(dims):
     critic = SeparableCritic(dim_x, dim_y, hidden, layers, embed, "relu")
     with FlopCounterMode(display=False) as counter:
         critic(torch.randn(64, dim_x), torch.randn(64, dim_y)).logsumexp(1).sum().backward()
-    assert counter.get_total_flops() == bench.separable_step_flops(64, dim_x, dim_y, hidden, layers, embed)
+    assert counter.get_total_flops() == machine.separable_step_flops(64, dim_x, dim_y, hidden, layers, embed)
 
 
 @pytest.mark.parametrize("rule", ["infonce", "nwj", "smile"])
@@ -31,17 +32,17 @@ def test_plain_loop_trains_the_same_critic_to_the_same_value(rule):
     extra = {"tau": 5.0} if rule == "smile" else {}
     budget = Budget(steps=50, batch_size=32)
     ours = registry.get("estimator", rule).instantiate({**params, **extra}).fit_estimate(x, y, budget, "cpu", 4)
-    plain = bench.plain_loop(rule, x, y, budget, params, 4, torch.device("cpu"))
+    plain = baseline.plain_loop(rule, x, y, budget, params, 4, torch.device("cpu"))
     assert abs(ours.value - plain) < 1e-3, (ours.value, plain)
 
 
 def test_bench_runs_and_writes_its_numbers(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "SMALL_TASKS", bench.SMALL_TASKS[:2])
-    monkeypatch.setattr(bench, "matmul_peak", lambda device, threads, size, kernel: 1.0)
+    monkeypatch.setattr(benchmark, "SMALL_TASKS", benchmark.SMALL_TASKS[:2])
+    monkeypatch.setattr(benchmark, "matmul_peak", lambda device, threads, size, kernel: 1.0)
     out = tmp_path / "bench.json"
     lines = []
     monkeypatch.setattr("os.cpu_count", lambda: 2)  # the whole-machine comparison needs 2 cores
-    report = bench.main(steps=4, repeats=1, small_steps=4, machine_steps=3, output=str(out), echo=lines.append)
+    report = benchmark.main(steps=4, repeats=1, small_steps=4, machine_steps=3, output=str(out), echo=lines.append)
     saved = json.loads(out.read_text())
     machine = "staircase, whole machine (2 cores)"
     assert {(r["workload"], r["training"]) for r in saved["rows"]} == {
@@ -58,18 +59,18 @@ def test_the_peak_is_the_best_kernel_and_the_better_of_two_measurements(monkeypa
     readings = {  # (one thread, all threads) now, then again after the workloads
         "torch.matmul": iter([100.0, 190.0, 104.0, 180.0]),  # MKL's AVX2 kernels on an AMD CPU
         "oneDNN": iter([230.0, 400.0, 226.0, 455.0])}        # AVX-512
-    monkeypatch.setattr(bench, "peak_kernels", lambda device: dict.fromkeys(readings))
-    monkeypatch.setattr(bench, "matmul_peak", lambda device, threads, size, kernel: next(readings[kernel]))
+    monkeypatch.setattr(benchmark, "peak_kernels", lambda device: dict.fromkeys(readings))
+    monkeypatch.setattr(benchmark, "matmul_peak", lambda device, threads, size, kernel: next(readings[kernel]))
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    report = bench.Report(device="cpu", threads=1)
-    bench.measure_peaks(report, torch.device("cpu"))
-    bench.measure_peaks(report, torch.device("cpu"))
+    report = benchmark.Report(device="cpu", threads=1)
+    benchmark.measure_peaks(report, torch.device("cpu"))
+    benchmark.measure_peaks(report, torch.device("cpu"))
     assert report.peak_by_kernel == {"torch.matmul": [104.0, 190.0], "oneDNN": [230.0, 455.0]}
     assert (report.peak_one_thread_gflops, report.peak_all_threads_gflops) == (230.0, 455.0)
-    assert "by kernel: torch.matmul 104.0 / 190.0, oneDNN 230.0 / 455.0" in bench.render(report)
+    assert "by kernel: torch.matmul 104.0 / 190.0, oneDNN 230.0 / 455.0" in benchmark.render(report)
 
 
 def test_the_peak_kernels_multiply_alike():
     a, b = torch.randn(64, 64), torch.randn(64, 64)
-    for kernel, multiply in bench.peak_kernels(torch.device("cpu")).items():
+    for kernel, multiply in machine.peak_kernels(torch.device("cpu")).items():
         torch.testing.assert_close(multiply(a, b), a @ b, rtol=1e-5, atol=1e-4, msg=kernel)

@@ -1,6 +1,7 @@
 """The command line as a user meets it: listing, running, reporting, exporting, mistakes."""
 
 import csv
+import os
 import subprocess
 import sys
 import textwrap
@@ -22,7 +23,7 @@ def test_list_shows_names_summaries_and_defaults():
 
 
 def test_list_plugins_shows_versions_and_hooks():
-    out = mi_harness("list", "plugins").stdout
+    out = mi_harness("list", "plugins", env={**os.environ, "COLUMNS": "200"}).stdout
     assert "plugins.estimators.variational" in out and "register_estimators" in out and "0.1.0" in out
 
 

@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from harness import cpu_gemm
 from harness.errors import UserError
+from plugins.estimators import cpu_gemm
 from plugins.estimators.critics import GroupedLinear
 
 needs_onednn = pytest.mark.skipif(not cpu_gemm.onednn_available(), reason="this torch build has no oneDNN")

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from harness import cpu_gemm, grouping, registry
+from harness import grouping, registry
 from harness.api import Budget
-from harness.cells import execute
+from harness.cells import Cell, execute
 from harness.executors import InlineExecutor
-from harness.suite import Cell
 from harness.training import train_critic, train_critics
+from plugins.estimators import cpu_gemm
 from plugins.estimators.critics import CRITICS, SeparableCritic, TwoSampleCritic, stack_critics
 from plugins.estimators.objectives import TUBA, InfoNCE
 

@@ -23,10 +23,11 @@ import pytest
 
 from harness import grouping, registry, runner
 from harness.api import Budget
+from harness.cells import Cell
 from harness.errors import UserError
 from harness.executors import InlineExecutor
 from harness.store import Store
-from harness.suite import Cell, load
+from harness.suite import load
 
 RAY_BIN = Path(sys.executable).parent / "ray"
 
@@ -140,7 +141,7 @@ def test_missing_ray_names_the_extra_to_install(monkeypatch, plugins):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
     cell = Cell("s", "estimation", "toy_correlation", {}, "toy_gaussian", {}, 0, 100, Budget(), "cpu", "a", "b")
     with pytest.raises(UserError, match=r"pip install 'mi-harness\[ray\]'"):
-        next(RayExecutor().map(lambda c: None, [cell]))
+        next(RayExecutor().map(lambda unit: [], [[cell]]))
 
 
 def test_ctrl_c_cancels_keeps_finished_cells_and_stops_the_local_instance(auth_env, tmp_path, plugin_file):
@@ -219,7 +220,7 @@ def test_a_cuda_suite_on_a_cluster_without_gpus_is_a_clear_error(cluster, plugin
 
     cell = Cell("s", "estimation", "faulty", {}, "faulty_gaussian", {}, 0, 100, Budget(), "cuda", "a", "b")
     with pytest.raises(UserError, match="has no GPUs"):
-        next(RayExecutor(address=cluster).map(lambda c: None, [cell]))
+        next(RayExecutor(address=cluster).map(lambda unit: [], [[cell]]))
 
 
 def test_cli_joins_a_cluster_by_address_and_only_the_driver_writes(cluster, tmp_path, plugin_file):

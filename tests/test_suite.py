@@ -77,7 +77,7 @@ def test_wrong_type_names_file_table_and_field(tmp_path):
     """)
     assert str(tmp_path / "suite.toml") in message
     assert "tasks[0] (toy_gaussian): params.dim" in message and "'five'" in message
-    assert "valid params of task 'toy_gaussian': dim (default 1), rho (default 0.5)" in message
+    assert "valid params of task 'toy_gaussian': dim=1, rho=0.5." in message
 
 
 def test_unknown_param_is_refused(tmp_path):

@@ -4,11 +4,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
-
-import pytest
-
-EXAMPLE = Path(__file__).resolve().parent / "example_plugin"
 
 
 def mi_harness(*args, env=None):
@@ -16,28 +11,19 @@ def mi_harness(*args, env=None):
                           env={**os.environ, **(env or {})}, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def installed():
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", str(EXAMPLE)]
-    subprocess.run(pip, check=True, capture_output=True)
-    yield
-    subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", "mi-harness-example-plugin"],
-                   check=True, capture_output=True)
-
-
-def test_installed_plugin_is_listed_with_its_version(installed):
+def test_installed_plugin_is_listed_with_its_version(example_plugin):
     listing = mi_harness("list", "estimators").stdout
     assert "example_copula" in listing and "Gaussian-copula MI" in listing
     plugins = mi_harness("list", "plugins").stdout
     assert "example" in plugins and "0.3.1" in plugins
 
 
-def test_load_plugins_variable_limits_what_loads(installed):
+def test_load_plugins_variable_limits_what_loads(example_plugin):
     assert "example_copula" not in mi_harness("list", "estimators", env={"MI_HARNESS_LOAD_PLUGINS": ""}).stdout
     assert "example_copula" in mi_harness("list", "estimators", env={"MI_HARNESS_LOAD_PLUGINS": "example"}).stdout
 
 
-def test_installed_plugin_runs_inside_a_suite(installed, tmp_path):
+def test_installed_plugin_runs_inside_a_suite(example_plugin, tmp_path):
     suite = tmp_path / "third_party.toml"
     suite.write_text(textwrap.dedent("""
         [suite]

@@ -6,9 +6,8 @@ import torch
 
 from harness import grouping, registry
 from harness.api import Budget
-from harness.cells import execute
+from harness.cells import Cell, execute
 from harness.executors import InlineExecutor
-from harness.suite import Cell
 from harness.training import Checkpoints, heldout_start, train_critic
 from plugins.estimators.critics import SeparableCritic
 from plugins.estimators.objectives import InfoNCE

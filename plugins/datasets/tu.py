@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from harness.api import Graph
 from harness.dataroot import dataset_path
 from harness.errors import UserError
 
@@ -24,7 +25,7 @@ class GraphSet:
     """A set of small graphs, each one an item (kind "graphs")."""
 
     name: str
-    graphs: list[tuple[np.ndarray, np.ndarray]]  # (node features float32, edge_index int64 2 x E)
+    graphs: list[Graph]
     labels: np.ndarray  # int64 in 0..num_classes-1
     splits: dict[str, np.ndarray] = field(default_factory=dict)
     evaluation: str = "svm_kfold_unscaled"
@@ -99,7 +100,7 @@ def load_tu(name: str, root_parts: tuple[str, ...] = ("tu",)) -> GraphSet:
         if hi == lo:
             raise UserError(f"{indicator_path}: graph {g + 1} has no nodes.")
         edge_index = np.ascontiguousarray((edges[edge_starts[g]:edge_starts[g + 1]] - lo).T)
-        graphs.append((features[lo:hi], edge_index.astype(np.int64)))
+        graphs.append(Graph(features[lo:hi], edge_index.astype(np.int64)))
     return GraphSet(
         name=name, graphs=graphs, labels=labels.astype(np.int64), num_classes=len(classes), feature_source=source
     )

@@ -148,4 +148,5 @@ def fit_cpc(params: Any, dataset: Any, budget: Budget, device: str, seed: int) -
             "train_items": int(len(train)),
             "fit_s": time.perf_counter() - started,
         },
+        untrained_baseline=params.random_init,
     )

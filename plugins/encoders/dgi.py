@@ -83,7 +83,8 @@ class DGI:
         with torch.no_grad():
             embeddings = model.embed(adjacency, features).cpu().numpy()
         diagnostics["seconds"] = time.perf_counter() - start
-        return Embeddings(features=embeddings, trajectory=trajectory, diagnostics=diagnostics)
+        return Embeddings(features=embeddings, trajectory=trajectory, diagnostics=diagnostics,
+                          untrained_baseline=p.random_init)
 
     def _train(self, model: DGIModel, adjacency: Tensor, features: Tensor, budget: Budget,
                generator: torch.Generator) -> tuple[list[tuple[int, float]], dict]:

@@ -152,4 +152,5 @@ def fit_dim(params: Any, dataset: Any, budget: Budget, device: str, seed: int) -
             "train_items": int(len(train)),
             "fit_s": time.perf_counter() - started,
         },
+        untrained_baseline=params.random_init,
     )

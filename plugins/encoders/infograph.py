@@ -125,7 +125,8 @@ class InfoGraph:
             }
         features = embed_all(model.encoder, graphs, max(budget.batch_size, 256), device)
         diagnostics["seconds"] = time.perf_counter() - start
-        return Embeddings(features=features, trajectory=trajectory, diagnostics=diagnostics)
+        return Embeddings(features=features, trajectory=trajectory, diagnostics=diagnostics,
+                          untrained_baseline=p.random_init)
 
 
 def build_infograph(params: InfoGraphParams) -> InfoGraph:

@@ -120,7 +120,8 @@ class InfoGraphSemi:
             with torch.no_grad():
                 features = model.classifier(torch.as_tensor(features).to(device)).cpu().numpy()
         diagnostics["seconds"] = time.perf_counter() - start
-        return Embeddings(features=features, trajectory=trajectory, diagnostics=diagnostics)
+        return Embeddings(features=features, trajectory=trajectory, diagnostics=diagnostics,
+                          untrained_baseline=p.random_init)
 
     def _unsupervised(self, model: InfoGraphSemiModel, batch) -> tuple[torch.Tensor, float]:
         p = self.params

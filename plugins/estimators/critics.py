@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from harness import cpu_gemm
+from plugins.estimators import cpu_gemm
 
 Activation = Literal["relu", "elu", "leaky_relu", "tanh"]
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
@@ -111,10 +111,6 @@ class GroupedLinear(nn.Module):
         flat = x.reshape(x.shape[0], -1, x.shape[-1])
         out = _GroupedLinear.apply(flat, self.weight, self.bias)
         return out.reshape(*x.shape[:-1], out.shape[-1])
-
-    def unstack(self, member: int) -> tuple[Tensor, Tensor | None]:
-        """Member `member`'s (weight, bias) in nn.Linear's layout."""
-        return self.weight[member], None if self.bias is None else self.bias[member, 0]
 
 
 class _GroupedLinear(torch.autograd.Function):

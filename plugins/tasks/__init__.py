@@ -30,7 +30,7 @@ def register_tasks(register):
         gaussian.SparseParams, f"{_MODULE}.gaussian:build_sparse", BEYOND_NORMAL)
     add("high_mi", "independent strongly correlated Gaussian pairs (high total MI); closed form",
         gaussian.HighMIParams, f"{_MODULE}.gaussian:build_high_mi", BEYOND_NORMAL)
-    for name, (summary, params, _build) in transforms.TRANSFORMS.items():
+    for name, (summary, params) in transforms.TRANSFORMS.items():
         add(name, f"{summary}; MI of the base task", params, f"{_MODULE}.transforms:build_{name}", BEYOND_NORMAL)
 
     from plugins.tasks import divergence_pairs, low_dimensional, mixtures, student

@@ -99,17 +99,15 @@ build_spiral = _builder("spiral", lambda p, side: d.Spiral(speed=p.speed))
 build_swissroll = _builder("swissroll", lambda p, side: d.SwissRoll())
 build_bimodal = _builder("bimodal", lambda p, side: d.BIMODAL_X if side == "x" else d.BIMODAL_Y)
 
-TRANSFORMS: dict[str, tuple[str, type[TransformParams], Callable[..., TransformTask]]] = {
-    "half_cube": ("x -> x sqrt|x| on each coordinate", TransformParams, build_half_cube),
-    "cube": ("x -> x^3 on each coordinate", TransformParams, build_cube),
-    "asinh": ("x -> asinh(x) on each coordinate (heavy tails shrunk)", TransformParams, build_asinh),
-    "normal_cdf": ("x -> Phi(x) on each coordinate (uniform margins for a Gaussian base)",
-                   TransformParams, build_normal_cdf),
-    "wiggly": ("x -> x + sum of small sines (Beyond Normal's wiggly maps)", TransformParams, build_wiggly),
-    "spiral": ("rotate the first two coordinates by speed * |x|^2", SpiralParams, build_spiral),
-    "swissroll": ("embed the first coordinate as a swiss roll: d dims -> d + 1", SwissRollParams,
-                  build_swissroll),
-    "bimodal": ("x -> F^-1(Phi(x)), F a two-component Gaussian mixture CDF", TransformParams, build_bimodal),
+TRANSFORMS: dict[str, tuple[str, type[TransformParams]]] = {
+    "half_cube": ("x -> x sqrt|x| on each coordinate", TransformParams),
+    "cube": ("x -> x^3 on each coordinate", TransformParams),
+    "asinh": ("x -> asinh(x) on each coordinate (heavy tails shrunk)", TransformParams),
+    "normal_cdf": ("x -> Phi(x) on each coordinate (uniform margins for a Gaussian base)", TransformParams),
+    "wiggly": ("x -> x + sum of small sines (Beyond Normal's wiggly maps)", TransformParams),
+    "spiral": ("rotate the first two coordinates by speed * |x|^2", SpiralParams),
+    "swissroll": ("embed the first coordinate as a swiss roll: d dims -> d + 1", SwissRollParams),
+    "bimodal": ("x -> F^-1(Phi(x)), F a two-component Gaussian mixture CDF", TransformParams),
 }
 
 

@@ -1,7 +1,7 @@
 """One training step (forward, bound, backward, Adam) of the staircase critics: d = 20, hidden 256, B = 64.
 
 Each critic as plain nn.Linear layers and as the estimators train it, a group of one (GroupedLinear,
-whose large layers multiply through oneDNN where harness.cpu_gemm finds that faster).
+whose large layers multiply through oneDNN where plugins.estimators.cpu_gemm finds that faster).
 """
 
 import pytest

@@ -1,12 +1,12 @@
-"""`mi-harness bench`: how fast critic training is, against the machine and against a plain loop.
+"""The workloads of `mi-harness bench`: how fast critic training is, against the machine and a plain loop.
 
 From one run it prints: the machine's float32 matmul peak (one thread, all threads; the best
 kernel torch offers, torch.matmul or oneDNN, and the better of a measurement before and one after
 the workloads, so a low reading cannot flatter us), the
 achieved GFLOP/s of critic training (matmul FLOPs of forward and backward, counted
 analytically), and speed ratios against a plain one-critic-at-a-time PyTorch loop of the
-reference protocol (Poole et al.'s staircase code: nn.Linear stacks, default Adam, the bound
-written inline, `.item()` every step), which is written here as the baseline.
+reference protocol (Poole et al.'s staircase code: nn.Linear stacks, default Adam, `.item()`
+every step), written beside this module as the baseline (`plugins.bench.baseline`).
 
 Two workloads: the staircase critic (separable, hidden 256, batch 64, d = 20; compute-bound)
 for InfoNCE, NWJ and SMILE x 3 seeds, and 16 Beyond-Normal-style tasks with a small critic
@@ -26,23 +26,23 @@ import json
 import math
 import os
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
 
-from harness import cpu_gemm, registry
+from harness import registry
 from harness.api import Budget
+from harness.cells import Cell, group_fit
 from harness.executors import ProcessExecutor
-from harness.grouping import group_method, map_cells
-from harness.suite import Cell
+from harness.grouping import map_cells
 from harness.timing import resolve_device
 from harness.training import retain_freed_memory
+from plugins.bench.baseline import plain_loop
+from plugins.bench.machine import Timed, matmul_peak, peak_kernels, seconds, separable_step_flops, timed
+from plugins.estimators import cpu_gemm
 
 STAIRCASE = {"critic": "separable", "hidden": 256, "layers": 2, "embed_dim": 32, "activation": "relu", "lr": 5e-4}
 STAIRCASE_ESTIMATORS = [("infonce", {}), ("nwj", {}), ("smile", {"tau": 5.0})]
@@ -66,12 +66,6 @@ SMALL_TASKS = [  # 2 x 2 tasks in the spirit of Czyz et al. (2023), Beyond Norma
 
 
 @dataclass
-class Timed:
-    cpu_s: float
-    wall_s: float
-
-
-@dataclass
 class Report:
     device: str
     threads: int
@@ -81,70 +75,6 @@ class Report:
     rows: list[dict[str, Any]] = field(default_factory=list)
     ratios: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-# ---- FLOPs ------------------------------------------------------------------------------------
-
-def mlp_flops(batch: int, widths: list[int], input_grad: bool) -> float:
-    """Matmul FLOPs of forward + backward of an MLP: forward, weight gradients, input gradients.
-
-    The first layer needs no input gradient when the input is data (input_grad False).
-    """
-    layers = list(zip(widths, widths[1:], strict=False))
-    forward = sum(2.0 * batch * i * o for i, o in layers)
-    input_grads = sum(2.0 * batch * i * o for k, (i, o) in enumerate(layers) if k > 0 or input_grad)
-    return 2 * forward + input_grads
-
-
-def separable_step_flops(batch: int, dim_x: int, dim_y: int, hidden: int, layers: int, embed_dim: int) -> float:
-    """One training step of S = g(x) h(y)^T: both towers, and the score matmul with its two gradients."""
-    def tower(dim: int) -> float:
-        return mlp_flops(batch, [dim, *[hidden] * layers, embed_dim], input_grad=False)
-    return tower(dim_x) + tower(dim_y) + 3 * 2.0 * batch * batch * embed_dim
-
-
-# ---- timing -----------------------------------------------------------------------------------
-
-def timed(device: torch.device, work: Callable[[], Any]) -> tuple[Any, Timed]:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    cpu, wall = time.thread_time(), time.perf_counter()
-    result = work()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return result, Timed(time.thread_time() - cpu, time.perf_counter() - wall)
-
-
-def seconds(t: Timed, device: torch.device) -> float:
-    """CPU seconds on CPU (robust to a shared machine), wall seconds on a GPU."""
-    return t.cpu_s if device.type == "cpu" else t.wall_s
-
-
-def peak_kernels(device: torch.device) -> dict[str, Callable[[Tensor, Tensor], Tensor]]:
-    """The float32 matmuls torch offers on `device`: on x86 CPUs MKL's may not be the fastest."""
-    kernels = {"torch.matmul": lambda a, b: a @ b}
-    if device.type == "cpu" and cpu_gemm.onednn_available():
-        kernels["oneDNN"] = lambda a, b: cpu_gemm.linear(a, b.mT, None)
-    return kernels
-
-
-def matmul_peak(device: torch.device, threads: int, size: int, kernel: str, budget_s: float = 1.0) -> float:
-    """GFLOP/s of a size x size float32 matmul; best of repeated timings (a shared CPU only slows)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    multiply = peak_kernels(device)[kernel]
-    try:
-        a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
-        multiply(a, b)
-        best, spent = math.inf, 0.0
-        while spent < budget_s or best == math.inf:
-            _, t = timed(device, lambda: multiply(a, b))
-            # One thread: the thread's CPU time; several: wall time (CPU time would sum the threads).
-            took = t.cpu_s if device.type == "cpu" and threads == 1 else t.wall_s
-            best, spent = min(best, took), spent + t.wall_s
-        return 2.0 * size**3 / best / 1e9
-    finally:
-        torch.set_num_threads(previous)
 
 
 def measure_peaks(report: Report, device: torch.device) -> None:
@@ -160,74 +90,6 @@ def measure_peaks(report: Report, device: torch.device) -> None:
     if device.type == "cpu":
         report.peak_all_threads_gflops = max(peaks[1] for peaks in report.peak_by_kernel.values())
 
-
-# ---- the plain reference loop -----------------------------------------------------------------
-
-def _log_mean_exp_offdiag(scores: Tensor) -> Tensor:
-    b = scores.shape[0]
-    masked = scores - torch.diag(torch.full((b,), math.inf, device=scores.device))
-    return masked.logsumexp((0, 1)) - math.log(b * (b - 1))
-
-
-def _reference_bound(rule: str, scores: Tensor, tau: float = 5.0) -> tuple[Tensor, Tensor]:
-    """(objective to maximise, value) as the reference notebooks write them, one matrix at a time."""
-    b = scores.shape[0]
-    if rule == "infonce":
-        value = math.log(b) + (scores.diag() - scores.logsumexp(1)).mean()
-        return value, value
-    if rule == "nwj":
-        value = scores.diag().mean() - (_log_mean_exp_offdiag(scores) - 1.0).exp()
-        return value, value
-    if rule == "smile":
-        js = -F.softplus(-scores.diag()).mean() - (F.softplus(scores).sum() - F.softplus(scores.diag()).sum()) / (
-            b * (b - 1))
-        dv = scores.diag().mean() - _log_mean_exp_offdiag(scores.clamp(-tau, tau))
-        return js, dv
-    raise ValueError(f"the plain loop knows infonce, nwj and smile, not {rule!r}")
-
-
-def plain_loop(rule: str, x: np.ndarray, y: np.ndarray, budget: Budget, params: dict[str, Any], seed: int,
-               device: torch.device) -> float:
-    """One critic, trained as reference code does; same protocol and same initial weights as ours."""
-    torch.manual_seed(seed)
-
-    def tower(dim: int) -> nn.Module:
-        widths = [dim, *[params["hidden"]] * params["layers"]]
-        blocks: list[nn.Module] = []
-        for i, o in zip(widths, widths[1:], strict=False):
-            blocks += [nn.Linear(i, o), nn.ReLU()]
-        return nn.Sequential(*blocks, nn.Linear(widths[-1], params["embed_dim"])).to(device)
-
-    g, h = tower(x.shape[1]), tower(y.shape[1])
-    optimizer = torch.optim.Adam([*g.parameters(), *h.parameters()], lr=params["lr"])
-    xs, ys = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
-    b, steps = budget.batch_size, budget.steps
-    streaming = len(x) >= steps * b
-    generator = torch.Generator().manual_seed(seed)
-    estimates = []
-    for step in range(steps):
-        if streaming:
-            xb, yb = xs[step * b: (step + 1) * b], ys[step * b: (step + 1) * b]
-        else:
-            rows = torch.randint(len(x) // 2, (b,), generator=generator).to(device)
-            xb, yb = xs[rows], ys[rows]
-        scores = g(xb) @ h(yb).t()
-        objective, value = _reference_bound(rule, scores)
-        optimizer.zero_grad()
-        (-objective).backward()
-        optimizer.step()
-        estimates.append(value.item())
-    if streaming:
-        return float(np.mean(estimates[-max(1, steps // 4):]))
-    with torch.no_grad():
-        half = len(x) // 2
-        usable = (len(x) - half) // b * b
-        held = [_reference_bound(rule, g(xs[half + i: half + i + b]) @ h(ys[half + i: half + i + b]).t())[1]
-                for i in range(0, usable, b)]
-    return float(torch.stack(held).mean())
-
-
-# ---- workloads --------------------------------------------------------------------------------
 
 def _members(estimators: list[tuple[str, dict[str, Any]]], tasks: list[tuple[str, dict[str, Any]]],
              seeds: list[int], n: int, critic: dict[str, Any], standardize: bool = False
@@ -250,7 +112,7 @@ def compare_workload(report: Report, label: str, members: list, budget: Budget, 
                      device: torch.device, repeats: int, flops_per_step: float, alone: bool) -> None:
     """Plain loop vs ours (grouped, and one by one if `alone`), interleaved `repeats` times."""
     group = [(estimator, x, y, seed) for estimator, x, y, seed, _, _ in members]
-    fit_group = group_method(group[0][0], "mi")
+    fit_group = group_fit(group[0][0], "mi")
     total_flops = flops_per_step * budget.steps * len(members)
     warm = Budget(steps=2, batch_size=budget.batch_size)  # first calls pay one-time costs (allocators, CUDA context)
     plain_loop(members[0][4], members[0][1], members[0][2], warm, params, 0, device)
