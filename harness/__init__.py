@@ -16,7 +16,7 @@ from harness.api import (
 )
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
-from harness.notebook import estimate, run_suite
+from harness.python_api import estimate, run_suite
 
 __all__ = [
     "Budget", "DatasetSpec", "Embeddings", "EncoderSpec", "Estimate", "EstimatorSpec", "GroundTruth",

@@ -8,13 +8,14 @@ plugins stays cheap.
 from __future__ import annotations
 
 import importlib
+import os
 import typing
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"  # registry names, suite names and run names
 
@@ -51,12 +52,15 @@ class NoParams(Params):
 
 
 class Budget(BaseModel):
-    """How much work one cell may do. Estimators read steps and batch_size; encoders epochs."""
+    """How much work one cell may do: estimators read steps and batch_size, encoders epochs.
+
+    The suite file's [budget] table is this model plus its `samples` (harness.suite.BudgetTable).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    steps: int = 1000
-    batch_size: int = 64
-    epochs: int = 100
+    steps: Annotated[int, Field(gt=0, le=1_000_000)] = 1000
+    batch_size: Annotated[int, Field(gt=1, le=65_536)] = 64
+    epochs: Annotated[int, Field(gt=0, le=100_000)] = 100
 
 
 @dataclass(frozen=True)
@@ -294,6 +298,9 @@ class SuiteSpec:
 
     name: str
     summary: str
-    path: str
+    path: str | os.PathLike[str]  # an absolute path; kept as a string
     cite: str = ""
     kind: Literal["suite"] = field(default="suite", init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", os.fspath(self.path))

@@ -179,7 +179,7 @@ def _fit(members: list[Prepared]) -> list[Estimate | BaseException]:
 
 def _alone_after(unit: Unit, error: BaseException) -> list[CellResult]:
     """Rerun a failed group's cells one by one, each result saying so."""
-    reason = f"its group of {len(unit)} failed as a whole ({describe_exception(error)}), so it ran alone"
+    reason = f"its group of {len(unit)} failed as a whole, so it ran alone; the group's error: {describe_exception(error)}"
     results = [execute(cell) for cell in unit]
     for result in results:
         result.diagnostics["group_fallback"] = reason

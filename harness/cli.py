@@ -14,11 +14,12 @@ from rich.table import Table
 from harness import registry
 from harness.dataroot import ENV_VAR as DATA_ROOT_VAR
 from harness.errors import UserError
+from harness.paths import DEFAULT_REPORTS, DEFAULT_STORE, STORE_VARIABLE
 
 console = Console()
 errors = Console(stderr=True)
-STORE_OPTION = click.option("--store", envvar="MI_HARNESS_STORE", default="results/mi-harness.sqlite",
-                            show_default=True, help="SQLite results store (env MI_HARNESS_STORE).")
+STORE_OPTION = click.option("--store", envvar=STORE_VARIABLE, default=DEFAULT_STORE,
+                            show_default=True, help=f"SQLite results store (env {STORE_VARIABLE}).")
 KINDS = {"estimators": "estimator", "tasks": "task", "encoders": "encoder", "datasets": "dataset",
          "suites": "suite"}
 
@@ -84,7 +85,7 @@ def list_command(what: str | None) -> None:
 @click.option("--group/--no-group", default=True, show_default=True,
               help="Train compatible cells (same critic architecture) as one batched model.")
 @click.option("--report/--no-report", default=True, show_default=True, help="Write the report afterwards.")
-@click.option("--reports-dir", default="reports", show_default=True)
+@click.option("--reports-dir", default=DEFAULT_REPORTS, show_default=True)
 def run(suite: str, store: str, run_name: str | None, jobs: int, executor: str, address: str | None,
         device: str | None, retry_failed: bool, group: bool, report: bool, reports_dir: str) -> None:
     """Run a suite file (or a registered suite's name), resuming where a previous run stopped."""
@@ -116,7 +117,7 @@ def run(suite: str, store: str, run_name: str | None, jobs: int, executor: str, 
 @cli.command()
 @click.argument("run_name", metavar="RUN")
 @STORE_OPTION
-@click.option("--reports-dir", default="reports", show_default=True)
+@click.option("--reports-dir", default=DEFAULT_REPORTS, show_default=True)
 def report(run_name: str, store: str, reports_dir: str) -> None:
     """Write reports/<suite>/<RUN>/ (index.html, index.md, results.csv, figures) from the store."""
     from harness import report as reporting
@@ -173,7 +174,7 @@ def compare(base: str, head: str, store: str, mse_ratio: float, abs_error: float
 @cli.command("refresh-reports")
 @click.argument("suites", nargs=-1)
 @click.option("--jobs", "-j", default=2, show_default=True)
-@click.option("--reports-dir", default="reports", show_default=True)
+@click.option("--reports-dir", default=DEFAULT_REPORTS, show_default=True)
 @click.option("--store", default="results/reference.sqlite", show_default=True)
 def refresh_reports(suites: tuple[str, ...], jobs: int, reports_dir: str, store: str) -> None:
     """Rerun built-in suites (default: quickstart) from scratch and rewrite their reference reports."""

@@ -72,7 +72,7 @@ def describe_exception(error: BaseException) -> str:
     text = " ".join(str(error).split()) or "(no message)"
     if len(text) > 300:
         text = f"{text[:300]}... ({len(text)} characters)"
-    frames = traceback.extract_tb(error.__traceback__)
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if not frame.filename.startswith("<")]
     where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
     if isinstance(error, SyntaxError) and error.filename:
         where = f" (at {error.filename.rsplit('/', 1)[-1]}:{error.lineno})"

@@ -175,7 +175,10 @@ def register(plugin: object, name: str | None = None) -> None:
     Unlike an installed plugin, a plugin registered here that is broken is an error at once.
     """
     name = name or getattr(plugin, "__name__", None) or f"plugin-{id(plugin)}"
-    _register_checked(plugin_manager(), plugin, name)
+    try:
+        _register_checked(plugin_manager(), plugin, name)
+    except UserError as error:
+        raise UserError(f"plugin {name!r} cannot be registered: {error}.") from None
     _loaded().sources[name] = "registered at run time"
     _collected.cache_clear()
     failure = next((b for b in all_broken() if b.name == name), None)
@@ -214,6 +217,7 @@ def load_plugin_file(path: str) -> None:
     except Exception as error:  # noqa: BLE001 - the file is the user's own code
         raise UserError(f"plugin file {path} fails to load: {describe_exception(error)}.") from None
     register(module, name=path)
+    _loaded().sources[path] = "plugin file"
     _plugin_files.append(path)
 
 
@@ -264,6 +268,9 @@ def _checked(spec: Any, kind: Kind) -> Spec:
         raise UserError(f"{kind} name {spec.name!r} is not a name: use letters, digits, '_', '.' and '-'")
     if not isinstance(spec.summary, str):
         raise UserError(f"{kind} {spec.name!r}: summary must be a string")
+    if isinstance(spec, SuiteSpec) and not (os.path.isabs(spec.path) and os.path.isfile(spec.path)):
+        raise UserError(f"suite {spec.name!r}: path {spec.path!r} must be the absolute path of an existing TOML file "
+                        "(e.g. str(Path(__file__).parent / 'my_suite.toml'))")
     if isinstance(spec, Spec) and not (isinstance(spec.params, type) and issubclass(spec.params, Params)):
         raise UserError(f"{kind} {spec.name!r}: params must be a subclass of harness.Params, got {spec.params!r}")
     return spec
@@ -287,7 +294,14 @@ def plugin_specs(plugin: str) -> dict[Kind, dict[str, Spec]]:
     """The specs one plugin registered, by kind."""
     known = [name for name, _ in plugin_manager().list_name_plugin()]
     if plugin not in known:
-        raise unknown_name("plugin", plugin, known)
+        error = unknown_name("plugin", plugin, known)
+        failure = next((failure for failure in all_broken() if failure.name == plugin), None)
+        if failure:
+            raise UserError(f"{error} It is broken: {failure.error}.")
+        if any(entry_point.name == plugin for entry_point in _loaded().excluded):
+            raise UserError(f"{error} It is installed, but {LOAD_VARIABLE} leaves it out; add {plugin!r} to it or "
+                            "unset it.")
+        raise error
     owners = _collected()[1]
     return {kind: {name: spec for name, spec in table.items() if owners[kind, name] == plugin}
             for kind, table in all_specs().items()}
@@ -362,12 +376,16 @@ def all_broken() -> list[BrokenPlugin]:
 def problems() -> list[str]:
     """One sentence per broken plugin and per MI_HARNESS_LOAD_PLUGINS name that is not installed."""
     lines = [failure.line() for failure in all_broken()]
-    state = _loaded()
-    if state.not_installed:
-        installed = ", ".join(entry_point.name for entry_point in _entry_points()) or "none"
-        lines.append(f"{LOAD_VARIABLE} names {', '.join(map(repr, state.not_installed))}, which "
-                     f"{'is' if len(state.not_installed) == 1 else 'are'} not installed; installed plugins: "
-                     f"{installed}.")
+    installed = [entry_point.name for entry_point in _entry_points()]
+    for name in _loaded().not_installed:
+        if name in BUILTIN_PLUGINS:
+            lines.append(f"{LOAD_VARIABLE} names the built-in plugin {name!r}; built-ins always load, so name "
+                         "only installed plugins there.")
+            continue
+        close = difflib.get_close_matches(name, installed, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        lines.append(f"{LOAD_VARIABLE} names {name!r}, which is not installed.{hint} Installed plugins: "
+                     f"{', '.join(installed) or 'none'}.")
     return lines
 
 
@@ -391,7 +409,10 @@ def plugins() -> list[dict[str, object]]:
     rows = []
     for name, plugin in pm.list_name_plugin():
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-        rows.append({"name": name, "version": state.versions.get(name, harness_version()), "hooks": hooks,
+        version = state.versions.get(name) or ("file" if state.sources.get(name) == "plugin file" else
+                                               "runtime" if state.sources.get(name) == "registered at run time"
+                                               else harness_version())
+        rows.append({"name": name, "version": version, "hooks": hooks,
                      "builtin": name in BUILTIN_PLUGINS, "status": "broken" if name in broken else "ok",
                      "error": broken[name].error if name in broken else ""})
     for failure in state.broken:
@@ -406,7 +427,11 @@ def _reason(error: BaseException) -> str:
 
 
 def _exclude_hint(failure: BrokenPlugin) -> str:
-    if failure.source.startswith("entry point"):
-        others = [e.name for e in _entry_points() if e.name != failure.name]
-        return f"To leave it out, set {LOAD_VARIABLE}={','.join(others)!r} or uninstall it."
-    return "Fix it, or stop registering it."
+    if failure.source == "built-in":
+        return "Fix what the error names."
+    if not failure.source.startswith("entry point"):
+        return "Fix it, or stop registering it."
+    broken = {other.name for other in all_broken()}
+    working = [name for name, source in _loaded().sources.items()
+               if source.startswith("entry point") and name not in broken]
+    return f"To leave it out, set {LOAD_VARIABLE}={','.join(working)!r} or uninstall it."

@@ -13,10 +13,10 @@ import pandas as pd
 
 from harness.cells import Cell, CellResult
 from harness.errors import UserError
+from harness.paths import DEFAULT_STORE
 from harness.registry import harness_version
 from harness.suite import Suite
 
-DEFAULT_PATH = "results/mi-harness.sqlite"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run TEXT PRIMARY KEY, suite TEXT NOT NULL, suite_path TEXT, suite_source TEXT,
@@ -40,7 +40,7 @@ COLUMNS = ["run", "key", "suite", "kind", "method", "method_label", "method_para
 
 
 class Store:
-    def __init__(self, path: str | Path = DEFAULT_PATH, read_only: bool = False, timeout: float = 30.0):
+    def __init__(self, path: str | Path = DEFAULT_STORE, read_only: bool = False, timeout: float = 30.0):
         """Open (or create) a store; read_only opens an existing one for reports and exports."""
         self.path = Path(path)
         try:

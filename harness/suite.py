@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import itertools
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness import registry
 from harness.api import NAME_PATTERN, Budget, Kind
+from harness.call_syntax import parse_reference
 from harness.cells import Cell
-from harness.errors import UserError, describe_validation_error, unknown_name
+from harness.errors import UserError, describe_validation_error
 from harness.timing import resolve_device
 
 
@@ -54,11 +53,10 @@ class Header(_Strict):
         return seeds
 
 
-class BudgetTable(_Strict):
+class BudgetTable(Budget):
+    """[budget]: a cell's Budget, and the sample sizes every cell is run at."""
+
     samples: Annotated[list[Annotated[int, Field(gt=0, le=10_000_000)]], Field(min_length=1)] = [5000]
-    steps: Annotated[int, Field(gt=0, le=1_000_000)] = 1000
-    batch_size: Annotated[int, Field(gt=1, le=65_536)] = 64
-    epochs: Annotated[int, Field(gt=0, le=100_000)] = 100
 
 
 class SuiteFile(_Strict):
@@ -94,7 +92,7 @@ class Suite:
 
 def load(path: str | Path, device: str | None = None) -> Suite:
     """Read, validate and expand a suite file (or the name of a registered suite)."""
-    path = resolve_path(path)
+    path, registered = resolve_path(path)
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
@@ -105,6 +103,9 @@ def load(path: str | Path, device: str | None = None) -> Suite:
         parsed = SuiteFile.model_validate(raw)
     except ValidationError as error:
         raise UserError(describe_validation_error(path, error, model=SuiteFile)) from None
+    if registered is not None and parsed.suite.name != registered:
+        raise UserError(f"suite {registered!r} (registered by plugin {registry.owner('suite', registered)!r}) points "
+                        f"at {path}, whose [suite] name is {parsed.suite.name!r}; the two must match.")
     try:
         resolve_device(device or parsed.suite.device)
     except UserError as error:
@@ -114,20 +115,22 @@ def load(path: str | Path, device: str | None = None) -> Suite:
     return Suite(parsed.suite.name, parsed.suite.description, str(path), cells, raw)
 
 
-def resolve_path(path: str | Path) -> Path:
+def resolve_path(path: str | Path) -> tuple[Path, str | None]:
+    """The suite file, and the registered name it was asked for by (None for a path)."""
     candidate = Path(path)
     if candidate.is_file():
-        return candidate
+        return candidate, None
     suites = registry.specs("suite")
     if str(path) in suites:
-        return Path(suites[str(path)].path)
+        return Path(suites[str(path)].path), str(path)
     if candidate.suffix == ".toml" or "/" in str(path):
         raise UserError(f"suite file {path} does not exist. Registered suites: {', '.join(sorted(suites))}.")
-    raise unknown_name("suite", str(path), list(suites))
+    registry.get("suite", str(path))  # raises, saying where the name would have come from
+    raise AssertionError("unreachable")
 
 
 def expand(parsed: SuiteFile, path: str, device: str) -> list[Cell]:
-    budget = Budget(steps=parsed.budget.steps, batch_size=parsed.budget.batch_size, epochs=parsed.budget.epochs)
+    budget = Budget(**parsed.budget.model_dump(exclude={"samples"}))
     if parsed.estimators:
         kind, sides, samples = "estimation", (("estimators", "estimator"), ("tasks", "task")), parsed.budget.samples
     else:
@@ -193,42 +196,3 @@ def validate_params(kind: Kind, name: str, params: dict[str, Any], where: str) -
             dumped[key] = {"name": value["name"],
                            "params": validate_params(kind, value["name"], value["params"], f"{where}.params.{key}")}
     return dumped
-
-
-def parse_reference(text: str, kind: Kind, where: str) -> tuple[str, dict[str, Any]]:
-    """'half_cube(gaussian(dim=5, mi=1.0))' -> ('half_cube', {'base': {'name': 'gaussian', ...}}).
-
-    Parsed with ast, never evaluated: only names, calls and literal values are accepted.
-    """
-    if re.fullmatch(NAME_PATTERN, text):
-        return text, {}
-    try:
-        node = ast.parse(text, mode="eval").body
-    except SyntaxError:
-        raise UserError(f"{where}: {text!r} is neither a plugin name nor a call like name(arg=value).") from None
-    reference = _call(node, kind, where, text)
-    return reference["name"], reference["params"]
-
-
-def _call(node: ast.AST, kind: Kind, where: str, text: str) -> dict[str, Any]:
-    if isinstance(node, ast.Name):
-        registry.get(kind, node.id, where)
-        return {"name": node.id, "params": {}}
-    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
-        raise UserError(f"{where}: cannot read {text!r}: expected name(arg, key=value, ...).")
-    spec = registry.get(kind, node.func.id, where)
-    fields = list(spec.params.model_fields)
-    if len(node.args) > len(fields):
-        raise UserError(f"{where}: {node.func.id} takes at most {len(fields)} positional arguments ({fields}).")
-    params = {fields[i]: _value(arg, kind, where, text) for i, arg in enumerate(node.args)}
-    params.update({kw.arg: _value(kw.value, kind, where, text) for kw in node.keywords if kw.arg})
-    return {"name": node.func.id, "params": params}
-
-
-def _value(node: ast.AST, kind: Kind, where: str, text: str) -> Any:
-    if isinstance(node, ast.Call | ast.Name):
-        return _call(node, kind, where, text)
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        raise UserError(f"{where}: {ast.unparse(node)!r} in {text!r} is not a literal value.") from None

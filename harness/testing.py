@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from harness import registry
 from harness.api import (
@@ -36,7 +37,7 @@ from harness.api import (
     SuiteSpec,
     Task,
 )
-from harness.errors import UserError
+from harness.errors import UserError, describe_validation_error
 from harness.worker import seed_everything
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ class PluginContract:
             f"{spec.kind} {spec.name!r} needs a one-line summary (`mi-harness list` shows it); got {spec.summary!r}.")
 
     def test_cites_its_source(self, spec: Spec | SuiteSpec) -> None:
+        if isinstance(spec, SuiteSpec):
+            pytest.skip("a suite file implements no paper of its own (its methods cite theirs)")
         assert spec.cite.strip(), f"{spec.kind} {spec.name!r} needs cite= (the paper or page it implements)."
 
     def test_params_forbid_unknown_keys(self, spec: Spec | SuiteSpec) -> None:
@@ -101,11 +104,20 @@ class PluginContract:
     def test_defaults_validate_and_survive_the_store(self, spec: Spec | SuiteSpec) -> None:
         if isinstance(spec, SuiteSpec):
             pytest.skip("a suite file has no params")
-        params = self.build_params(spec)
+        required = {name for name, info in spec.params.model_fields.items() if info.is_required()}
+        given = {name: value for name, value in self.spec_params.get(spec.name, {}).items() if name in required}
+        if required - set(given):
+            pytest.skip(f"{spec.kind} {spec.name!r} requires {sorted(required - set(given))}: give them in "
+                        f"spec_params[{spec.name!r}]")
+        params = spec.params(**given)  # every default, whatever spec_params says about the other fields
         # pydantic does not validate defaults; validating the dumped values does
         kept = params.model_dump(mode="json")
         text = json.dumps(kept)
-        rebuilt = spec.params.model_validate(json.loads(text))
+        try:
+            rebuilt = spec.params.model_validate(json.loads(text))
+        except ValidationError as error:
+            pytest.fail(f"{spec.kind} {spec.name!r}: a default of {spec.params.__name__} does not validate: "
+                        f"{describe_validation_error(spec.params.__name__, error)}", pytrace=False)
         assert rebuilt == params, (
             f"{spec.kind} {spec.name!r}: params rebuilt from the store's JSON {text} differ from {params!r}.")
 
@@ -181,6 +193,9 @@ class PluginContract:
             values = np.asarray(task.log_density_ratio(*task.sample(self.mc_samples, rng)), dtype=np.float64)
         except NotImplementedError as missing:
             pytest.skip(f"task {task_spec.name!r}: {missing}")
+        assert values.shape == (self.mc_samples,), (
+            f"task {task_spec.name!r}: log_density_ratio gave shape {values.shape} for {self.mc_samples} pairs; "
+            f"give one value per pair, shape ({self.mc_samples},).")
         truth = task.ground_truth("mi")
         mean, stderr = values.mean(), values.std(ddof=1) / math.sqrt(len(values))
         # the difference of two independent estimates; the floor covers a constant ratio

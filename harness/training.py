@@ -20,7 +20,8 @@ Many critics of one architecture train as one model (`train_critics`): the model
 carry a leading group dimension G and its forward maps (G, B, dx), (G, B, dy) to (G, B, B).
 Each member keeps its own data, batch-index generator, bound, reported value and failure;
 one Adam over the stacked weights is G independent Adams (Adam is elementwise), and the
-summed loss keeps gradients apart. `train_critic` is the case G = 1 of the same loop.
+summed loss keeps gradients apart. A critic alone is a group of one through the same batched
+layers, so its numbers do not depend on whether it was grouped.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import ctypes
 import ctypes.util
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,7 +55,8 @@ class Objective(Protocol):
 
 
 class Critic(Protocol):
-    """An nn.Module: forward(x, y) -> score matrix of shape (B, B)."""
+    """An nn.Module over a group of G members: forward(x, y) maps (G, B, dx), (G, B, dy) to the score
+    matrices (G, B, B), S[g, i, j] = T_g(x[g, i], y[g, j]) with positives on the diagonal; G = 1 alone."""
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor: ...
 
@@ -78,38 +80,6 @@ def heldout_start(n: int, budget: Budget) -> int:
     return n if n >= budget.steps * budget.batch_size else n // 2
 
 
-class _OneCritic(nn.Module):
-    """A plain critic as a group of one: (1, B, d) -> (1, B, B), keeping its fast unbatched layers."""
-
-    def __init__(self, critic: nn.Module):
-        super().__init__()
-        self.critic = critic
-
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.critic(x[0], y[0]).unsqueeze(0)
-
-
-def train_critic(
-    critic: nn.Module,
-    objective: nn.Module,
-    x: np.ndarray,
-    y: np.ndarray,
-    budget: Budget,
-    device: str,
-    seed: int,
-    lr: float,
-    ema_span: int = 200,
-    record_every: int = 10,
-    checkpoints: Checkpoints | None = None,
-) -> Estimate:
-    """Train one critic; raises FloatingPointError when the bound becomes non-finite."""
-    (result,) = train_critics(_OneCritic(critic), [objective], [x], [y], budget, device, [seed], lr,
-                              ema_span, record_every, checkpoints)
-    if isinstance(result, BaseException):
-        raise result
-    return result
-
-
 def train_critics(
     critic: nn.Module,
     objectives: Sequence[nn.Module],
@@ -125,14 +95,49 @@ def train_critics(
 ) -> list[Estimate | FloatingPointError]:
     """Train G critics as one grouped model; member g sees (xs[g], ys[g]) and batch indices from seeds[g].
 
-    objectives[g] trains member g; one instance listed for consecutive members is called once on
-    their stacked scores (so it must have no parameters of its own). A member whose bound turns
-    non-finite gets a FloatingPointError in its slot, as training it alone would have raised;
-    the others go on.
+    critic is the grouped model (a critic alone is a group of one). objectives[g] trains member g;
+    one instance listed for consecutive members is called once on their stacked scores (so it must
+    have no parameters of its own). A member whose bound turns non-finite gets a FloatingPointError
+    in its slot, as training it alone would have; the others go on.
     """
+    torch_device = _training_device(device)
+    _check_members(objectives, xs, ys, seeds, budget)
+    runs = _objective_runs(objectives)
+    split = _split(xs, ys, budget, checkpoints, torch_device)
+    modules = [critic, *(objective for objective, _, _ in runs)]
+    for module in modules:
+        module.to(torch_device)
+    optimizer = _adam(modules, lr)
+    timer = StepTimer(torch_device)
+    g_count = len(xs)
+    record = _Record(g_count, budget.steps, ema_span, record_every, torch_device)
+    chosen = _Choice(g_count, checkpoints, budget.steps) if checkpoints else None
+
+    for step, (xb, yb) in enumerate(_batches(split, budget, seeds)):
+        timer.start()
+        value = _step(critic, runs, optimizer, xb, yb)
+        timer.stop()
+        record.add(step, value)
+        if len(record.failures) == g_count:  # nothing left worth training
+            return [record.failures[g] for g in range(g_count)]
+        if chosen and chosen.due(step + 1):
+            chosen.offer(step + 1, *_checkpoint_values(critic, runs, split, checkpoints.batch))
+
+    final = _final_values(critic, runs, split, record, chosen, budget)
+    return _estimates(final, record, chosen, timer.summary(), split.streaming, budget.steps)
+
+
+def _training_device(device: str) -> torch.device:
+    """The torch device to train on; on CPU, the allocator first learns to keep freed blocks."""
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
         retain_freed_memory()
+    return torch_device
+
+
+def _check_members(objectives: Sequence[nn.Module], xs: Sequence[np.ndarray], ys: Sequence[np.ndarray],
+                   seeds: Sequence[int], budget: Budget) -> None:
+    """One x, y, seed and objective per member, pairs that line up, and enough samples for a batch."""
     g_count, b = len(xs), budget.batch_size
     if not (len(ys) == len(seeds) == len(objectives) == g_count >= 1):
         raise ValueError(f"give one x, y, seed and objective per member: {len(xs)}, {len(ys)}, {len(seeds)}, "
@@ -145,100 +150,137 @@ def train_critics(
             raise ValueError(f"every member of a group needs the same number of samples ({n}), got {len(x)}.")
     if n < 2 * b and n < budget.steps * b:
         raise ValueError(f"{n} samples are too few for batch size {b}; give at least {2 * b}.")
-    runs = _objective_runs(objectives)
-    data_x = _stack(xs, torch_device)
-    data_y = _stack(ys, torch_device)
-    train_rows = heldout_start(n, budget)
-    streaming = train_rows == n
-    if checkpoints and streaming:
+
+
+@dataclass(frozen=True)
+class _Split:
+    """The members' data, (G, n, d) on the device, and its rows: [0, fit) train the critic, [fit, train)
+    value checkpoints for the choice, [train, n) are held out; train = n under the streaming protocol."""
+
+    x: Tensor
+    y: Tensor
+    fit: int
+    train: int
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def streaming(self) -> bool:
+        return self.train == self.n
+
+    @property
+    def validation(self) -> slice:
+        return slice(self.fit, self.train)
+
+    @property
+    def heldout(self) -> slice:
+        return slice(self.train, self.n)
+
+
+def _split(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], budget: Budget, checkpoints: Checkpoints | None,
+           device: torch.device) -> _Split:
+    """The stacked data and its rows: half held out unless every step can see a fresh batch."""
+    n = len(xs[0])
+    train = heldout_start(n, budget)
+    if checkpoints and train == n:
         raise ValueError("checkpoint selection needs the held-out protocol (fewer samples than steps x batch)")
-    fit_rows = train_rows - round(checkpoints.validation * train_rows) if checkpoints else train_rows
-    if checkpoints and min(fit_rows, train_rows - fit_rows) < 1:
-        raise ValueError(f"{train_rows} training rows cannot give a validation split of {checkpoints.validation}")
+    fit = train - round(checkpoints.validation * train) if checkpoints else train
+    if checkpoints and min(fit, train - fit) < 1:
+        raise ValueError(f"{train} training rows cannot give a validation split of {checkpoints.validation}")
+    return _Split(_stack(xs, device), _stack(ys, device), fit, train)
+
+
+def _adam(modules: Sequence[nn.Module], lr: float) -> torch.optim.Adam:
+    """One Adam over the modules' parameters, fused (one kernel call for all tensors) where this torch
+    has the fused kernel for them.
+
+    The fused kernel is elementwise like the reference implementation, so a member's update does
+    not depend on what else shares the call (tests/test_grouping.py checks this).
+    """
+    parameters = [p for module in modules for p in module.parameters()]
+    supported = all(p.dtype in (torch.float32, torch.float64) and p.device.type in ("cpu", "cuda")
+                    for p in parameters)
+    fused = {"fused": True} if supported and parameters else {}
+    return torch.optim.Adam(parameters, lr=lr, **fused)
+
+
+def _batches(split: _Split, budget: Budget, seeds: Sequence[int]) -> Iterator[tuple[Tensor, Tensor]]:
+    """Each step's batch (xb, yb), (G, B, d): step s streams rows [s B, (s + 1) B), or, under the
+    held-out protocol, member g draws B of its fitting rows from a generator seeded with seeds[g]."""
+    b = budget.batch_size
+    if split.streaming:
+        for step in range(budget.steps):
+            rows = slice(step * b, (step + 1) * b)
+            yield split.x[:, rows], split.y[:, rows]
+        return
+    g_count, n = len(seeds), split.n
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     # Member g's row r is row g * n + r of the flattened data: one index_select per step.
     offsets = (torch.arange(g_count) * n).view(1, g_count, 1)
-    flat_x, flat_y = data_x.view(g_count * n, -1), data_y.view(g_count * n, -1)
+    flat_x, flat_y = split.x.view(g_count * n, -1), split.y.view(g_count * n, -1)
+    for start in range(0, budget.steps, INDEX_CHUNK):
+        chunk = min(INDEX_CHUNK, budget.steps - start)
+        # Drawing (chunk, b) at once consumes each generator exactly as `chunk` draws of (b,).
+        indices = torch.stack([torch.randint(split.fit, (chunk, b), generator=gen) for gen in generators], dim=1)
+        for rows in (indices + offsets).view(chunk, g_count * b).to(split.x.device):
+            yield flat_x.index_select(0, rows).view(g_count, b, -1), flat_y.index_select(0, rows).view(g_count, b, -1)
 
-    critic.to(torch_device)
-    parameters = list(critic.parameters())
-    for objective, _, _ in runs:
-        objective.to(torch_device)
-        parameters += list(objective.parameters())
-    optimizer = torch.optim.Adam(parameters, lr=lr, **_fastest_adam(parameters))
-    timer = StepTimer(torch_device)
-    alpha = 2.0 / (ema_span + 1)
-    smoothed = np.full(g_count, math.nan)
-    trajectories: list[list[tuple[int, float]]] = [[] for _ in range(g_count)]
-    failures: dict[int, FloatingPointError] = {}
-    values = torch.empty(budget.steps, g_count, device=torch_device)
-    indices = None
-    chosen = _Choice(g_count) if checkpoints else None
 
-    for step in range(budget.steps):
-        if streaming:
-            xb, yb = data_x[:, step * b : (step + 1) * b], data_y[:, step * b : (step + 1) * b]
-        else:
-            if step % INDEX_CHUNK == 0:
-                chunk = min(INDEX_CHUNK, budget.steps - step)
-                # Drawing (chunk, b) at once consumes each generator exactly as `chunk` draws of (b,).
-                indices = torch.stack([torch.randint(fit_rows, (chunk, b), generator=gen) for gen in generators],
-                                      dim=1)
-                indices = (indices + offsets).view(chunk, g_count * b).to(torch_device)
-            rows = indices[step % INDEX_CHUNK]
-            xb = flat_x.index_select(0, rows).view(g_count, b, -1)
-            yb = flat_y.index_select(0, rows).view(g_count, b, -1)
-        timer.start()
-        loss, value = _losses(runs, critic(xb, yb), xb, yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        timer.stop()
-        values[step] = value
-        if (step + 1) % record_every == 0 or step + 1 == budget.steps:
-            # One host sync per `record_every` steps keeps the GPU queue full.
-            window = values[step + 1 - min(record_every, step + 1) : step + 1].cpu().numpy().astype(np.float64)
-            for member in np.flatnonzero(~np.all(np.isfinite(window), axis=0)):
-                failures.setdefault(int(member), FloatingPointError(
-                    f"the bound became non-finite by step {step + 1}"))
-            if len(failures) == g_count:  # nothing left worth training
-                return [failures[g] for g in range(g_count)]
-            for row in window:
-                smoothed = np.where(np.isnan(smoothed), row, (1 - alpha) * smoothed + alpha * row)
-            for member, trajectory in enumerate(trajectories):
-                if member not in failures:
-                    trajectory.append((step + 1, float(smoothed[member])))
-        if chosen and ((step + 1) % checkpoints.every == 0 or step + 1 == budget.steps):
-            chosen.offer(step + 1, *(heldout_values(critic, runs, data_x[:, rows], data_y[:, rows],
-                                                    min(checkpoints.batch or n, rows.stop - rows.start))
-                                     for rows in (slice(fit_rows, train_rows), slice(train_rows, n))))
+def _step(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], optimizer: torch.optim.Optimizer,
+          xb: Tensor, yb: Tensor) -> Tensor:
+    """One Adam step on the summed loss; returns each member's value, computed before the update."""
+    loss, value = _losses(runs, critic(xb, yb), xb, yb)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return value
 
-    if streaming:
-        final = _member_means(values[-max(1, budget.steps // 4) :])
-    elif chosen:
-        final = chosen.heldout
-    else:
-        final = heldout_values(critic, runs, data_x[:, train_rows:], data_y[:, train_rows:], b)
-    timing = timer.summary()
-    diagnostics = {"protocol": "stream" if streaming else "heldout", "steps": budget.steps, **timing}
-    if g_count > 1:
-        # The group's kernel time is shared out evenly; the total stays visible beside it.
-        diagnostics |= {"kernel_ms": timing["kernel_ms"] / g_count, "group_size": g_count,
-                        "group_kernel_ms": timing["kernel_ms"]}
-    return [failures.get(g) or Estimate(value=final[g], trajectory=trajectories[g],
-                                        diagnostics=diagnostics | (chosen.diagnostics(g) if chosen else {}))
-            for g in range(g_count)]
+
+class _Record:
+    """Per member: every step's training value, the trajectory (an EMA of span `ema_span`, recorded
+    every `every` steps and at the last) and the first failure (a non-finite value)."""
+
+    def __init__(self, g_count: int, steps: int, ema_span: int, every: int, device: torch.device):
+        self.values = torch.empty(steps, g_count, device=device)
+        self.steps, self.every = steps, every
+        self.alpha = 2.0 / (ema_span + 1)
+        self.smoothed = np.full(g_count, math.nan)
+        self.trajectories: list[list[tuple[int, float]]] = [[] for _ in range(g_count)]
+        self.failures: dict[int, FloatingPointError] = {}
+
+    def add(self, step: int, value: Tensor) -> None:
+        self.values[step] = value
+        done = step + 1
+        if done % self.every and done != self.steps:
+            return
+        # One host sync per `every` steps keeps the GPU queue full.
+        window = self.values[done - min(self.every, done) : done].cpu().numpy().astype(np.float64)
+        for member in np.flatnonzero(~np.all(np.isfinite(window), axis=0)):
+            self.failures.setdefault(int(member), FloatingPointError(f"the bound became non-finite by step {done}"))
+        if len(self.failures) == len(self.trajectories):
+            return
+        for row in window:
+            self.smoothed = np.where(np.isnan(self.smoothed), row, (1 - self.alpha) * self.smoothed + self.alpha * row)
+        for member, trajectory in enumerate(self.trajectories):
+            if member not in self.failures:
+                trajectory.append((done, float(self.smoothed[member])))
 
 
 class _Choice:
     """Per member, the held-out value at the checkpoint with the best validation value so far,
     and every checkpoint as (step, validation value, held-out value)."""
 
-    def __init__(self, g_count: int):
+    def __init__(self, g_count: int, checkpoints: Checkpoints, steps: int):
+        self.every, self.steps = checkpoints.every, steps
         self.validation = [-math.inf] * g_count
         self.heldout = [math.nan] * g_count
         self.step = [0] * g_count
         self.history: list[list[tuple[int, float, float]]] = [[] for _ in range(g_count)]
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0 or step == self.steps
 
     def offer(self, step: int, validation: list[float], heldout: list[float]) -> None:
         for g, (valid, held) in enumerate(zip(validation, heldout, strict=True)):
@@ -248,6 +290,39 @@ class _Choice:
 
     def diagnostics(self, g: int) -> dict[str, object]:
         return {"chosen_step": self.step[g], "checkpoints": self.history[g]}
+
+
+def _checkpoint_values(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], split: _Split,
+                       batch: int) -> tuple[list[float], list[float]]:
+    """Per member, the frozen critic's bound on the validation rows and on the held-out rows."""
+    validation, heldout = (heldout_values(critic, runs, split.x[:, rows], split.y[:, rows],
+                                          min(batch or split.n, rows.stop - rows.start))
+                           for rows in (split.validation, split.heldout))
+    return validation, heldout
+
+
+def _final_values(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], split: _Split, record: _Record,
+                  chosen: _Choice | None, budget: Budget) -> list[float]:
+    """Per member, the estimate: the mean training value over the last quarter of steps when streaming,
+    else the held-out value of the chosen checkpoint, or of the last critic."""
+    if split.streaming:
+        return _member_means(record.values[-max(1, budget.steps // 4) :])
+    if chosen:
+        return chosen.heldout
+    return heldout_values(critic, runs, split.x[:, split.heldout], split.y[:, split.heldout], budget.batch_size)
+
+
+def _estimates(final: list[float], record: _Record, chosen: _Choice | None, timing: dict[str, float],
+               streaming: bool, steps: int) -> list[Estimate | FloatingPointError]:
+    g_count = len(final)
+    diagnostics = {"protocol": "stream" if streaming else "heldout", "steps": steps, **timing}
+    if g_count > 1:
+        # The group's kernel time is shared out evenly; the total stays visible beside it.
+        diagnostics |= {"kernel_ms": timing["kernel_ms"] / g_count, "group_size": g_count,
+                        "group_kernel_ms": timing["kernel_ms"]}
+    return [record.failures.get(g) or Estimate(value=final[g], trajectory=record.trajectories[g],
+                                               diagnostics=diagnostics | (chosen.diagnostics(g) if chosen else {}))
+            for g in range(g_count)]
 
 
 @torch.no_grad()
@@ -331,13 +406,3 @@ def _stack(arrays: Sequence[np.ndarray], device: torch.device) -> Tensor:
         stacked[g] = torch.as_tensor(np.asarray(array, dtype=np.float32))
     return stacked.to(device)
 
-
-def _fastest_adam(parameters: list[Tensor]) -> dict[str, bool]:
-    """The fused kernel (one call for all tensors) where this torch has it for these tensors.
-
-    It is elementwise like the reference implementation, so a member's update does not
-    depend on what else shares the call (tests/test_grouping.py checks this).
-    """
-    supported = all(p.dtype in (torch.float32, torch.float64) and p.device.type in ("cpu", "cuda")
-                    for p in parameters)
-    return {"fused": True} if supported and parameters else {}

@@ -19,13 +19,10 @@ from scipy.special import xlogy
 from torch import Tensor
 
 from harness.errors import UserError, unknown_name
+from plugins.divergence_names import DIVERGENCE_NAMES
 
 ArrayFn = Callable[[np.ndarray], np.ndarray]
 TensorFn = Callable[[Tensor], Tensor]
-
-DIVERGENCE_NAMES: tuple[str, ...] = (
-    "tv", "kl", "reverse_kl", "pearson", "neyman", "hellinger", "jeffrey", "js", "gan_js", "alpha",
-)
 
 
 @dataclass(frozen=True)

@@ -82,3 +82,9 @@ def test_cli_exit_code_and_markdown(tmp_path):
     same = subprocess.run([sys.executable, "-m", "harness.cli", "compare", str(base), str(base)],
                           capture_output=True, text=True)
     assert same.returncode == 0 and "**OK**" in same.stdout
+
+
+def test_estimators_that_take_no_steps_and_time_no_kernel_compare_without_a_speed():
+    base = frame({"ksg": 0.9}).assign(steps=0, kernel_ms=None)
+    table, failing = compare(base, base.copy(), Thresholds())
+    assert not failing and table["accuracy"].tolist() == ["within noise"]

@@ -3,9 +3,9 @@
 On CPU the numbers are the same bits, with either CPU matmul kernel (torch's batched matmuls or
 oneDNN member by member): a cell fitted alone is a group of one through the same batched layers,
 each layer's kernels round a member's numbers the same whatever stands beside it, and every
-reduction runs per member. Elsewhere (a GPU, or train_critic on a plain nn.Linear
-critic, whose kernels round differently) tolerance 1e-4: rounding differences of ~1e-7 per step
-grow through 100 Adam steps to ~1e-6, while a genuine mix-up between members (wrong data stream,
+reduction runs per member. Elsewhere (a GPU, or a plain nn.Linear critic in a textbook loop,
+whose kernels round differently) tolerance 1e-4: rounding differences of ~1e-7 per step grow
+through 100 Adam steps to ~1e-6, while a genuine mix-up between members (wrong data stream,
 seed, optimiser state or objective) moves values by 1e-2 or more.
 """
 
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from harness import grouping, registry
+from harness import grouping, registry, training
 from harness.api import Budget
 from harness.cells import Cell, execute
 from harness.executors import InlineExecutor
-from harness.training import train_critic, train_critics
+from harness.training import heldout_start, train_critics
 from plugins.estimators import cpu_gemm
 from plugins.estimators.critics import CRITICS, SeparableCritic, TwoSampleCritic, stack_critics
 from plugins.estimators.objectives import TUBA, InfoNCE
@@ -138,11 +138,52 @@ def test_a_member_that_diverges_fails_alone_and_leaves_the_others_untouched():
     healthy, broken = train_critics(stack_critics(critics), [objective, objective], [x0, x1], [y0, y1],
                                     budget, "cpu", [0, 1], lr=1e-3)
     assert isinstance(broken, FloatingPointError)
-    with pytest.raises(FloatingPointError):
-        train_critic(SeparableCritic(2, 2, 16, 1, 8, "relu"), InfoNCE(), x1, y1, budget, "cpu", 1, lr=1e-3)
+    assert isinstance(train_alone(SeparableCritic(2, 2, 16, 1, 8, "relu"), x1, y1, budget, 1), FloatingPointError)
     torch.manual_seed(0)
-    assert_same(train_critic(SeparableCritic(2, 2, 16, 1, 8, "relu"), InfoNCE(), x0, y0, budget, "cpu", 0, lr=1e-3),
-                healthy)
+    assert_same(train_alone(SeparableCritic(2, 2, 16, 1, 8, "relu"), x0, y0, budget, 0), healthy, exact=True)
+
+
+def train_alone(critic, x, y, budget, seed, lr=1e-3):
+    """Train one critic on InfoNCE as a cell alone trains: a group of one."""
+    (result,) = train_critics(stack_critics([critic]), [InfoNCE()], [x], [y], budget, "cpu", [seed], lr)
+    return result
+
+
+def textbook_heldout_fit(critic, objective, x, y, budget, seed, lr):
+    """The held-out protocol written plainly for one unbatched critic: Adam on B rows of the training
+    half drawn step by step from a generator seeded with `seed`, then the mean bound over the full
+    held-out batches."""
+    b, half = budget.batch_size, heldout_start(len(x), budget)
+    x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
+    for _ in range(budget.steps):
+        rows = torch.randint(half, (b,), generator=generator)
+        loss, _ = objective(critic(x[rows], y[rows]), x[rows], y[rows])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    stop = half + (len(x) - half) // b * b
+    with torch.no_grad():
+        values = [objective(critic(xb, yb), xb, yb)[1]
+                  for xb, yb in zip(x[half:stop].split(b), y[half:stop].split(b), strict=True)]
+    return torch.stack(values).mean().item()
+
+
+def test_a_plain_critic_trains_in_the_grouped_loop_as_in_a_textbook_loop(monkeypatch):
+    # The group of one runs GroupedLinear and draws batch indices a chunk of steps at a time; a
+    # plain nn.Linear critic under plain Adam, drawing step by step, must land on the same bound.
+    monkeypatch.setattr(training, "INDEX_CHUNK", 16)  # 100 steps: six whole chunks and a partial one
+    x, y = gaussian(0.5)
+    budget = Budget(steps=100, batch_size=32)
+    critics = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        critics.append(SeparableCritic(2, 2, 16, 1, 8, "relu"))
+    grouped = train_alone(critics[0], x, y, budget, 3)
+    plain = textbook_heldout_fit(critics[1], InfoNCE(), x, y, budget, 3, lr=1e-3)
+    assert grouped.diagnostics["protocol"] == "heldout"
+    assert abs(grouped.value - plain) < TOLERANCE, (grouped.value, plain)
 
 
 def test_an_objective_with_parameters_cannot_be_shared():

@@ -97,8 +97,44 @@ def test_load_plugins_naming_what_is_not_installed_warns_with_what_is(broken_plu
     result = mi_harness("list", "estimators", env={"MI_HARNESS_LOAD_PLUGINS": "fine, fien"})
     assert result.returncode == 0 and "fine_zero" in result.stdout
     (line,) = warnings_in(result)
-    assert "MI_HARNESS_LOAD_PLUGINS names 'fien', which is not installed; installed plugins:" in line
-    assert "fine" in line.split("installed plugins:")[1]
+    assert "MI_HARNESS_LOAD_PLUGINS names 'fien', which is not installed. Did you mean 'fine'? Installed plugins:" in line
+    assert "broken_import" in line.split("Installed plugins:")[1]
+    builtin = warnings_in(mi_harness("list", "tasks", env={"MI_HARNESS_LOAD_PLUGINS": "plugins.tasks"}))
+    assert builtin == ["warning: MI_HARNESS_LOAD_PLUGINS names the built-in plugin 'plugins.tasks'; built-ins always "
+                       "load, so name only installed plugins there."]
+
+
+def test_the_advice_to_leave_a_broken_plugin_out_names_only_the_working_plugins(broken_plugins):
+    lines = warnings_in(mi_harness("list", "estimators"))
+    assert all(line.endswith("set MI_HARNESS_LOAD_PLUGINS='fine' or uninstall it.") for line in lines), lines
+
+
+def test_a_suite_from_an_excluded_plugin_and_the_kit_on_an_excluded_plugin_are_told_why(broken_plugins, tmp_path):
+    ran = mi_harness("run", "fine_suite", "--store", str(tmp_path / "r.sqlite"), "--no-report")
+    assert ran.returncode == 0 and "1 ok" in ran.stdout, ran.stdout + ran.stderr
+    result = mi_harness("run", "fine_suite", env={"MI_HARNESS_LOAD_PLUGINS": ""})
+    assert result.returncode == 2 and "unknown suite 'fine_suite'" in result.stdout
+    assert "It comes from the installed plugin 'fine', which MI_HARNESS_LOAD_PLUGINS leaves out" in result.stdout
+    with pytest.raises(UserError, match="It is installed, but MI_HARNESS_LOAD_PLUGINS leaves it out"):
+        _excluded_registry().plugin_specs("fine")
+
+
+def _excluded_registry():
+    """A fresh registry module, loaded in this process with MI_HARNESS_LOAD_PLUGINS empty."""
+    import importlib
+
+    previous = os.environ.get("MI_HARNESS_LOAD_PLUGINS")
+    os.environ["MI_HARNESS_LOAD_PLUGINS"] = ""
+    try:
+        fresh = importlib.util.module_from_spec(importlib.util.find_spec("harness.registry"))
+        fresh.__spec__.loader.exec_module(fresh)
+        fresh.plugin_manager()
+    finally:
+        if previous is None:
+            del os.environ["MI_HARNESS_LOAD_PLUGINS"]
+        else:
+            os.environ["MI_HARNESS_LOAD_PLUGINS"] = previous
+    return fresh
 
 
 def test_a_suite_naming_an_excluded_plugins_estimator_is_told_so(broken_plugins, tmp_path):
@@ -226,3 +262,9 @@ def test_parameter_typos_through_the_python_api_get_the_clis_did_you_mean():
     assert isinstance(caught.value, ValueError)
     with pytest.raises(UserError, match="unknown estimator 'infonse'. Did you mean 'infonce'"):
         harness.estimate("infonse", x, x)
+
+
+def test_a_typo_of_one_of_harness_estimates_own_keywords_is_told_its_name():
+    x = np.random.default_rng(0).standard_normal((200, 2))
+    with pytest.raises(UserError, match=r"unknown keyword 'stpes'. Did you mean 'steps'\?"):
+        harness.estimate("ksg", x, x + 1e-3 * x[::-1], stpes=10)

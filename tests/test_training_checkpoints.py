@@ -8,8 +8,8 @@ from harness import grouping, registry
 from harness.api import Budget
 from harness.cells import Cell, execute
 from harness.executors import InlineExecutor
-from harness.training import Checkpoints, heldout_start, train_critic
-from plugins.estimators.critics import SeparableCritic
+from harness.training import Checkpoints, heldout_start, train_critics
+from plugins.estimators.critics import SeparableCritic, stack_critics
 from plugins.estimators.objectives import InfoNCE
 
 N, STEPS, BATCH = 1200, 120, 32
@@ -23,9 +23,10 @@ def data():
 
 def train(x, y, checkpoints=EVERY, steps=STEPS):
     torch.manual_seed(0)
-    critic = SeparableCritic(2, 2, 32, 2, 8, "relu")
-    return train_critic(critic, InfoNCE(), x, y, Budget(steps=steps, batch_size=BATCH), "cpu", 0, 2e-3,
-                        checkpoints=checkpoints)
+    critic = stack_critics([SeparableCritic(2, 2, 32, 2, 8, "relu")])  # a group of one
+    (estimate,) = train_critics(critic, [InfoNCE()], [x], [y], Budget(steps=steps, batch_size=BATCH), "cpu", [0],
+                                2e-3, checkpoints=checkpoints)
+    return estimate
 
 
 def test_the_estimate_is_the_heldout_value_of_the_checkpoint_best_on_validation(data):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness import metrics
+from harness.paths import DEFAULT_REPORTS
 from harness.report import figures
 from harness.store import Store
 
@@ -26,7 +27,7 @@ HEADINGS = {
 }
 
 
-def build(store: Store, run: str, out_root: str | Path = "reports") -> Path:
+def build(store: Store, run: str, out_root: str | Path = DEFAULT_REPORTS) -> Path:
     cells = store.cells(run)
     suite = cells["suite"].iloc[0] if len(cells) else store.runs().set_index("run").loc[run, "suite"]
     out = Path(out_root) / suite / run
@@ -52,6 +53,11 @@ def build(store: Store, run: str, out_root: str | Path = "reports") -> Path:
         caption = draw(out / filename)
         if caption:
             sections.append((filename.removesuffix(".png").replace("_", " ").capitalize(), None, caption, out / filename))
+    fell_back = cells[cells["diagnostics"].map(lambda d: "group_fallback" in d)]
+    if not fell_back.empty:
+        sections.append(("Cells that ran alone after their group failed as a whole",
+                         fell_back[["method_label", "data_label", "seed", "status"]].assign(
+                             reason=fell_back["diagnostics"].map(lambda d: d["group_fallback"])), None, None))
     failed = cells[cells["status"] != "ok"]
     if not failed.empty:
         sections.append(("Cells that did not finish cleanly",

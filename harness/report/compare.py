@@ -44,7 +44,9 @@ def load_side(operand: str, default_store: str) -> pd.DataFrame:
 def per_group(frame: pd.DataFrame) -> pd.DataFrame:
     ok = frame[frame["status"] == "ok"].copy()
     ok["sq_error"] = (ok["estimate"] - ok["true_value"]) ** 2
-    ok["seconds_per_step"] = (ok["kernel_ms"] / 1000 / ok["steps"]).where(ok["steps"] > 0)
+    steps = pd.to_numeric(ok["steps"], errors="coerce")
+    # non-neural estimators take no steps (0) and time no kernel (None): no time per step to compare
+    ok["seconds_per_step"] = pd.to_numeric(ok["kernel_ms"], errors="coerce") / 1000 / steps.where(steps > 0)
     grouped = ok.groupby(KEY, dropna=False)
     table = pd.DataFrame({
         "kind": grouped["kind"].first(), "true": grouped["true_value"].mean(),

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from harness import Budget, Embeddings, Params
+from harness import Budget, Embeddings
 from harness.errors import UserError
 from plugins.encoders import js_pairs
+from plugins.encoders.graphs import DGIParams
 from plugins.encoders.message_passing import (
     GCNLayer,
     normalized_adjacency,
@@ -27,14 +28,6 @@ from plugins.encoders.message_passing import (
     sparse_or_dense,
     to_torch_sparse,
 )
-
-
-class DGIParams(Params):
-    hidden: int = 512
-    lr: float = 0.001
-    weight_decay: float = 0.0
-    patience: int = 20
-    random_init: bool = False
 
 
 class DGIModel(nn.Module):

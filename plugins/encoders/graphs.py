@@ -1,11 +1,51 @@
-"""Graph encoders: Deep Graph Infomax (nodes of one graph) and InfoGraph / InfoGraph* (whole graphs)."""
+"""Graph encoders: Deep Graph Infomax (nodes of one graph) and InfoGraph / InfoGraph* (whole graphs).
+
+Their parameters and their registration, without torch; the encoders themselves (dgi.py,
+infograph.py, infograph_semi.py) are imported only when a spec is built.
+"""
 
 from __future__ import annotations
 
-from harness import EncoderSpec, hookimpl
-from plugins.encoders.dgi import DGIParams
-from plugins.encoders.infograph import InfoGraphParams
-from plugins.encoders.infograph_semi import InfoGraphSemiParams, SupervisedOnlyParams
+from typing import Literal
+
+from harness import EncoderSpec, Params, hookimpl
+
+
+class DGIParams(Params):
+    hidden: int = 512
+    lr: float = 0.001
+    weight_decay: float = 0.0
+    patience: int = 20
+    random_init: bool = False
+
+
+class InfoGraphParams(Params):
+    hidden: int = 32
+    layers: int = 5
+    lr: float = 0.001
+    prior: bool = False
+    gamma: float = 0.1
+    random_init: bool = False
+
+
+class InfoGraphSemiParams(Params):
+    hidden: int = 32
+    layers: int = 5
+    lr: float = 0.001
+    unsupervised_weight: float = 1.0  # weight of the unsupervised encoder's local-global objective
+    # lambda of the teacher-student MI term; 0.001 is the reference implementation's default
+    teacher_student_weight: float = 0.001
+    readout: Literal["embedding", "logits"] = "embedding"
+    random_init: bool = False
+
+
+class SupervisedOnlyParams(Params):
+    hidden: int = 32
+    layers: int = 5
+    lr: float = 0.001
+    readout: Literal["embedding", "logits"] = "embedding"
+    random_init: bool = False
+
 
 INFOGRAPH_PUBLISHED = {
     "mutag": (89.01, 1.13), "ptc_mr": (61.65, 1.43), "imdb_binary": (73.03, 0.87), "imdb_multi": (49.69, 0.53),

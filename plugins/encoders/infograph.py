@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from harness import Budget, Embeddings, Params
+from harness import Budget, Embeddings
 from harness.errors import UserError
 from plugins.encoders import js_pairs
 from plugins.encoders.gin import (
@@ -26,15 +26,7 @@ from plugins.encoders.gin import (
     local_global_scores,
     xavier_init,
 )
-
-
-class InfoGraphParams(Params):
-    hidden: int = 32
-    layers: int = 5
-    lr: float = 0.001
-    prior: bool = False
-    gamma: float = 0.1
-    random_init: bool = False
+from plugins.encoders.graphs import InfoGraphParams
 
 
 class _ReverseGradient(torch.autograd.Function):

@@ -15,39 +15,20 @@ hands over the classifier head's logits instead.
 from __future__ import annotations
 
 import time
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness import Budget, Embeddings, Params
+from harness import Budget, Embeddings
 from harness.errors import UserError
 from plugins.encoders import js_pairs
 from plugins.encoders.gin import GINEncoder, MLPWithShortcut, embed_all, local_global_scores, xavier_init
+from plugins.encoders.graphs import InfoGraphSemiParams, SupervisedOnlyParams
 from plugins.encoders.infograph import check_graphs
 from plugins.encoders.message_passing import GraphBatch
 from plugins.estimators import bounds
-
-
-class InfoGraphSemiParams(Params):
-    hidden: int = 32
-    layers: int = 5
-    lr: float = 0.001
-    unsupervised_weight: float = 1.0  # weight of the unsupervised encoder's local-global objective
-    # lambda of the teacher-student MI term; 0.001 is the reference implementation's default
-    teacher_student_weight: float = 0.001
-    readout: Literal["embedding", "logits"] = "embedding"
-    random_init: bool = False
-
-
-class SupervisedOnlyParams(Params):
-    hidden: int = 32
-    layers: int = 5
-    lr: float = 0.001
-    readout: Literal["embedding", "logits"] = "embedding"
-    random_init: bool = False
 
 
 class InfoGraphSemiModel(nn.Module):

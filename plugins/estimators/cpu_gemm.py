@@ -15,15 +15,14 @@ bits alone and in a group.
 from __future__ import annotations
 
 import functools
-import os
 import time
 
 import torch
 from torch import Tensor
 
 from harness.errors import UserError
+from plugins.estimators.gemm_choice import chosen_by_user
 
-CHOICES = ("auto", "torch", "onednn")
 # rows x in x out of one member's product; smaller ones ran slower through oneDNN one member at a
 # time than through one batched matmul (measured at 1M, faster from 4M: 64 x 256 x 256 gains 1.4x).
 MIN_WORK = 2**21
@@ -49,16 +48,6 @@ def use_onednn(x: Tensor, weight: Tensor) -> bool:
     """Whether the grouped product of x (G, M, in) and weight (G, out, in) runs through oneDNN."""
     work = x.shape[1] * weight.shape[1] * weight.shape[2]
     return x.device.type == "cpu" and x.dtype == torch.float32 and work >= MIN_WORK and onednn_chosen()
-
-
-def chosen_by_user() -> str:
-    choice = os.environ.get("MI_HARNESS_CPU_GEMM", "auto")
-    if choice not in CHOICES:
-        raise UserError(f"MI_HARNESS_CPU_GEMM={choice!r} is not a kernel choice; valid: {', '.join(CHOICES)}.")
-    return choice
-
-
-chosen_by_user()  # at import, so a typo stops a run before its first cell, not inside a large layer
 
 
 @functools.cache

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from plugins.estimators import cpu_gemm
+from plugins.estimators.variational import Activation
 
-Activation = Literal["relu", "elu", "leaky_relu", "tanh"]
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
 
 

@@ -1,6 +1,8 @@
 """A working plugin installed beside the broken ones."""
 
-from harness import Estimate, EstimatorSpec, hookimpl
+from pathlib import Path
+
+from harness import Estimate, EstimatorSpec, SuiteSpec, hookimpl
 
 
 class Zero:
@@ -16,3 +18,8 @@ class Zero:
 @hookimpl
 def register_estimators(register):
     register(EstimatorSpec(name="fine_zero", summary="always 0 nats", build=Zero, cite="none"))
+
+
+@hookimpl
+def register_suites(register):
+    register(SuiteSpec(name="fine_suite", summary="the working plugin's suite", path=Path(__file__).parent / "fine_suite.toml"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,11 @@ import numpy as np
 from harness import registry
 from harness.api import Budget, Estimate
 from harness.errors import UserError
+from harness.paths import DEFAULT_STORE
 from harness.worker import seed_everything, set_threads
 
 MAX_SEED = 2**63  # seeds are stored as SQLite integers
+HARNESS_KEYWORDS = ("seed", "steps", "batch_size", "device", "threads")
 
 
 def estimate(name: str, x: Any, y: Any, *, seed: int = 0, steps: int = 1000, batch_size: int = 64,
@@ -32,6 +35,12 @@ def estimate(name: str, x: Any, y: Any, *, seed: int = 0, steps: int = 1000, bat
     registry.warn_about_problems()
     where = f"harness.estimate({name!r})"
     spec = registry.get("estimator", name, where)
+    for key in params:
+        close = difflib.get_close_matches(key, HARNESS_KEYWORDS, n=1, cutoff=0.75)
+        if close and key not in spec.params.model_fields:
+            raise UserError(f"{where}: unknown keyword {key!r}. Did you mean {close[0]!r}? harness.estimate's own "
+                            f"keywords are {', '.join(HARNESS_KEYWORDS)}; the estimator's are "
+                            f"{', '.join(spec.params.model_fields) or 'none'}.")
     validated = validate_params("estimator", name, params, where)
     x, y = samples(x, "x"), samples(y, "y")
     if len(x) != len(y):
@@ -89,7 +98,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
-def run_suite(path: str | Path, *, store: str | Path = "results/mi-harness.sqlite", run: str | None = None,
+def run_suite(path: str | Path, *, store: str | Path = DEFAULT_STORE, run: str | None = None,
               jobs: int = 1, device: str | None = None, report_dir: str | Path | None = None):
     """Run a suite file (resuming), optionally write its report, and return the summary table."""
     from harness import metrics, report, runner, suite
