@@ -98,8 +98,8 @@ class Embeddings:
 class Task(Protocol):
     """A distribution with known ground truth.
 
-    kind "mi": sample(n, rng) -> (x, y) joint samples, ground_truth("mi") is I(X;Y).
-    kind "divergence": sample(n, rng) -> (samples of P, samples of Q), and
+    measures "mi": sample(n, rng) -> (x, y) joint samples, ground_truth("mi") is I(X;Y).
+    measures "divergence": sample(n, rng) -> (samples of P, samples of Q), and
     ground_truth(target) is D_f(P||Q) for the f-divergence named by target.
     An MI task may also answer an f-divergence target with the f-information
     D_f(P_XY || P_X P_Y). A task that cannot answer a target raises an exception whose
@@ -107,7 +107,7 @@ class Task(Protocol):
     message before any fitting, and the suite goes on.
     """
 
-    kind: Literal["mi", "divergence"]
+    measures: Literal["mi", "divergence"]
     dim_x: int
     dim_y: int
 
@@ -153,7 +153,7 @@ class Groupable(Protocol):
     """An estimator whose cells may train together as one batched model.
 
     Cells are grouped when their group keys are equal (and not None) and so are the task's
-    kind and dimensions, the sample size, the budget, the device and the preprocessing. The
+    measure and dimensions, the sample size, the budget, the device and the preprocessing. The
     group fit must return what fitting each member alone with its seed would have returned
     (to float tolerance).
     """
@@ -181,11 +181,11 @@ class Dataset(Protocol):
 
     labels has one entry per item; splits maps "train"/"val"/"test" to item indices, or is
     empty where the reference paper used k-fold cross-validation; evaluation names the
-    downstream protocol of harness.downstream. What the items are is the kind (below), each
+    downstream protocol of harness.downstream. What the items are is `items` (below), each
     with its own typed fields.
     """
 
-    kind: Literal["images", "sequences", "graph", "graphs"]
+    items: Literal["images", "sequences", "graph", "graphs"]
     labels: np.ndarray
     splits: dict[str, np.ndarray]
     evaluation: str
@@ -193,14 +193,14 @@ class Dataset(Protocol):
 
 @runtime_checkable
 class ArrayDataset(Dataset, Protocol):
-    """kind "images" or "sequences": `inputs` holds one item per row (images N x C x H x W, series N x T x C)."""
+    """items "images" or "sequences": `inputs` holds one item per row (images N x C x H x W, series N x T x C)."""
 
     inputs: np.ndarray
 
 
 @runtime_checkable
 class NodeDataset(Dataset, Protocol):
-    """kind "graph": the items are the nodes of one graph."""
+    """items "graph": the items are the nodes of one graph."""
 
     features: np.ndarray  # nodes x features, float32
     adjacency: Any  # scipy.sparse matrix, nodes x nodes
@@ -215,7 +215,7 @@ class Graph(NamedTuple):
 
 @runtime_checkable
 class GraphsDataset(Dataset, Protocol):
-    """kind "graphs": each item is a whole small graph."""
+    """items "graphs": each item is a whole small graph."""
 
     graphs: list[Graph]
 
@@ -227,7 +227,8 @@ class Encoder(Protocol):
     def fit(self, dataset: Any, budget: Budget, device: str, seed: int) -> Embeddings: ...
 
 
-Kind = Literal["estimator", "task", "encoder", "dataset", "suite"]
+PluginKind = Literal["estimator", "task", "encoder", "dataset", "suite"]
+"""What a registered item is: the registry's kinds, one hook each (a Spec's `kind`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,7 +245,7 @@ class Spec:
     published: reference results by dataset or task name, (mean, std), e.g. {"cora": (82.3, 0.6)}.
     """
 
-    kind: Kind
+    kind: PluginKind
     name: str
     summary: str
     build: Callable[..., Any] | str
@@ -268,28 +269,28 @@ class Spec:
 class EstimatorSpec(Spec):
     """An estimator: build(params) returns an Estimator (and optionally TwoSampleEstimator, GroupedEstimator)."""
 
-    kind: Kind = field(default="estimator", init=False)
+    kind: PluginKind = field(default="estimator", init=False)
 
 
 @dataclass(frozen=True, kw_only=True)
 class TaskSpec(Spec):
     """A task: build(params) returns a Task (optionally a DensityRatioTask)."""
 
-    kind: Kind = field(default="task", init=False)
+    kind: PluginKind = field(default="task", init=False)
 
 
 @dataclass(frozen=True, kw_only=True)
 class EncoderSpec(Spec):
     """An encoder: build(params) returns an Encoder."""
 
-    kind: Kind = field(default="encoder", init=False)
+    kind: PluginKind = field(default="encoder", init=False)
 
 
 @dataclass(frozen=True, kw_only=True)
 class DatasetSpec(Spec):
     """A dataset: build(params) returns an ArrayDataset, NodeDataset or GraphsDataset."""
 
-    kind: Kind = field(default="dataset", init=False)
+    kind: PluginKind = field(default="dataset", init=False)
 
 
 @dataclass(frozen=True, kw_only=True)

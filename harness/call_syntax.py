@@ -11,13 +11,13 @@ import re
 from typing import Any
 
 from harness import registry
-from harness.api import NAME_PATTERN, Kind
+from harness.api import NAME_PATTERN, PluginKind
 from harness.errors import UserError
 
 MAX_TEXT = 10_000  # longer is not a reference someone wrote by hand
 
 
-def parse_reference(text: str, kind: Kind, where: str) -> tuple[str, dict[str, Any]]:
+def parse_reference(text: str, kind: PluginKind, where: str) -> tuple[str, dict[str, Any]]:
     """'half_cube(gaussian(dim=5, mi=1.0))' -> ('half_cube', {'base': {'name': 'gaussian', ...}})."""
     if re.fullmatch(NAME_PATTERN, text):
         return text, {}
@@ -35,7 +35,7 @@ def parse_reference(text: str, kind: Kind, where: str) -> tuple[str, dict[str, A
     return reference["name"], reference["params"]
 
 
-def _call(node: ast.AST, kind: Kind, where: str, text: str) -> dict[str, Any]:
+def _call(node: ast.AST, kind: PluginKind, where: str, text: str) -> dict[str, Any]:
     if isinstance(node, ast.Name):
         registry.get(kind, node.id, where)
         return {"name": node.id, "params": {}}
@@ -56,7 +56,7 @@ def _call(node: ast.AST, kind: Kind, where: str, text: str) -> dict[str, Any]:
     return {"name": name, "params": params}
 
 
-def _value(node: ast.AST, kind: Kind, where: str, text: str) -> Any:
+def _value(node: ast.AST, kind: PluginKind, where: str, text: str) -> Any:
     if isinstance(node, ast.Call | ast.Name):
         return _call(node, kind, where, text)
     try:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from harness import downstream, registry
+from harness import registry
 from harness.api import (
     Budget,
     Estimate,
@@ -36,7 +36,7 @@ class Cell:
     """One estimator x task (or encoder x dataset) x params x seed x sample size."""
 
     suite: str
-    kind: Literal["estimation", "representation"]
+    study: Literal["estimation", "representation"]  # estimator x task, or encoder x dataset
     method: str
     method_params: dict[str, Any]
     data: str
@@ -51,7 +51,7 @@ class Cell:
     key: str = field(init=False)
 
     def __post_init__(self) -> None:
-        identity = [self.suite, self.kind, self.method, self.method_params, self.data, self.data_params,
+        identity = [self.suite, self.study, self.method, self.method_params, self.data, self.data_params,
                     self.seed, self.n, self.budget.model_dump()]
         if self.preprocess != "none":  # keeps the keys of existing stores unchanged
             identity.append(self.preprocess)
@@ -91,7 +91,7 @@ def execute(cell: Cell) -> CellResult:
 def execute_unit(unit: Unit) -> list[CellResult]:
     """One result per cell of `unit`; the unit's wall time is shared out evenly among its cells."""
     started = time.perf_counter()
-    if unit[0].kind == "representation":
+    if unit[0].study == "representation":
         results = [_represent(cell) for cell in unit]
     else:
         results = _estimate(unit)
@@ -127,16 +127,16 @@ def prepare(cell: Cell, float32: bool = False) -> Prepared:
     estimator = registry.get("estimator", cell.method).instantiate(cell.method_params)
     truth = task.ground_truth(estimator.target)
     x, y = task.sample(cell.n, np.random.default_rng(cell.seed))
-    if cell.preprocess == "standardize" and task.kind == "mi":  # per dimension, as Beyond-Normal does
+    if cell.preprocess == "standardize" and task.measures == "mi":  # per dimension, as Beyond-Normal does
         x, y = ((a - a.mean(axis=0)) / a.std(axis=0) for a in (x, y))
     if float32:
         x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
     return Prepared(cell, task, estimator, x, y, truth)
 
 
-def group_fit(estimator: Any, task_kind: str) -> Callable[..., list[Any]] | None:
+def group_fit(estimator: Any, measures: str) -> Callable[..., list[Any]] | None:
     """The estimator's grouped fit for this kind of task, if it offers one."""
-    if task_kind == "divergence":
+    if measures == "divergence":
         return estimator.fit_divergence_group if isinstance(estimator, GroupedTwoSampleEstimator) else None
     return estimator.fit_estimate_group if isinstance(estimator, GroupedEstimator) else None
 
@@ -167,9 +167,9 @@ def _fit(members: list[Prepared]) -> list[Estimate | BaseException]:
     cell, estimator = first.cell, first.estimator
     seed_everything(cell.seed)
     if len(members) > 1:
-        fit = group_fit(estimator, first.task.kind)
+        fit = group_fit(estimator, first.task.measures)
         return fit([(m.estimator, m.x, m.y, m.cell.seed) for m in members], cell.budget, cell.device)
-    if first.task.kind == "divergence":
+    if first.task.measures == "divergence":
         if not isinstance(estimator, TwoSampleEstimator):
             raise TypeError(f"estimator {cell.method!r} estimates from paired samples; "
                             f"task {cell.data!r} is a two-sample divergence task")
@@ -201,6 +201,8 @@ def _described(member: Prepared, estimate: Estimate | BaseException) -> CellResu
 
 
 def _represent(cell: Cell) -> CellResult:
+    from harness import downstream  # scikit-learn: only where encoders are evaluated
+
     try:
         spec = registry.get("encoder", cell.method)
         dataset = registry.get("dataset", cell.data).instantiate(cell.data_params)

@@ -1,27 +1,36 @@
-"""`mi-harness list | run | report | export | compare`."""
+"""`mi-harness list | runs | run | report | export | compare | refresh-reports`, and plugins' commands."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness import registry
+from harness import catalogue, registry
+from harness.catalogue import KINDS
 from harness.dataroot import ENV_VAR as DATA_ROOT_VAR
 from harness.errors import UserError
 from harness.paths import DEFAULT_REPORTS, DEFAULT_STORE, STORE_VARIABLE
+
+if TYPE_CHECKING:  # the store imports torch; listing must not
+    from harness.store import Store
 
 console = Console()
 errors = Console(stderr=True)
 STORE_OPTION = click.option("--store", envvar=STORE_VARIABLE, default=DEFAULT_STORE,
                             show_default=True, help=f"SQLite results store (env {STORE_VARIABLE}).")
-KINDS = {"estimators": "estimator", "tasks": "task", "encoders": "encoder", "datasets": "dataset",
-         "suites": "suite"}
+FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
+                             show_default=True, help="table for reading; json (one document on standard output) "
+                             "or markdown (GitHub tables) for scripts and docs.")
+REPORTS_OPTION = click.option("--reports-dir", default=DEFAULT_REPORTS, show_default=True,
+                              help="Folder that receives <suite>/<run>/ of each report.")
 
 
 def folding_table(*headers: str, **options) -> Table:
@@ -48,29 +57,124 @@ def cli(plugin_files: tuple[str, ...], data_root: str | None) -> None:
 
 @cli.command("list")
 @click.argument("what", required=False, type=click.Choice([*KINDS, "plugins"]))
-def list_command(what: str | None) -> None:
-    """Show installed estimators, tasks, encoders, datasets, suites or plugins."""
+@click.argument("name", required=False)
+@FORMAT_OPTION
+def list_command(what: str | None, name: str | None, fmt: str) -> None:
+    """Show installed estimators, tasks, encoders, datasets, suites or plugins; with NAME, that entry's whole page."""
     if what == "plugins":
-        table = folding_table("plugin", "version", "hooks", "built-in", "status")
-        for row in registry.plugins():
-            status = "ok" if row["status"] == "ok" else f"broken: {row['error']}"
-            table.add_row(escape(row["name"]), row["version"], ", ".join(row["hooks"]),
-                          "yes" if row["builtin"] else "", escape(status))
+        if name:
+            raise UserError(f"`list plugins` takes no NAME (got {name!r}); `mi-harness list plugins` lists them all.")
+        list_plugins(fmt)
+    elif name:
+        show_page(catalogue.entry(what, name), fmt)
+    elif fmt == "json":
+        click.echo(json.dumps(catalogue.entries(what) if what else catalogue.everything(), indent=1, default=str))
+    elif fmt == "markdown":
+        click.echo(catalogue.markdown(what), nl=False)
+    else:
+        for plural in [what] if what else list(KINDS):
+            list_kind(plural)
+
+
+def list_plugins(fmt: str) -> None:
+    rows = registry.plugins()
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1))
+        return
+    headers = ["plugin", "version", "hooks", "built-in", "status"]
+    built_in = {True: "yes", False: ""}
+    if fmt == "markdown":
+        click.echo(catalogue.table(headers, [
+            [catalogue.code(row["name"]), catalogue.text(row["version"]), " ".join(map(catalogue.code, row["hooks"])),
+             built_in[row["builtin"]], catalogue.text(plugin_status(row))] for row in rows]), nl=False)
+        return
+    table = folding_table(*headers)
+    for row in rows:
+        table.add_row(escape(row["name"]), row["version"], ", ".join(row["hooks"]), built_in[row["builtin"]],
+                      escape(plugin_status(row)))
+    console.print(table)
+
+
+def plugin_status(row: dict) -> str:
+    return "ok" if row["status"] == "ok" else f"broken: {row['error']}"
+
+
+def list_kind(plural: str) -> None:
+    specs = registry.specs(KINDS[plural])
+    if plural == "suites":
+        table = folding_table("name", "summary", "file", title=f"suites ({len(specs)})", title_justify="left")
+        for name, spec in sorted(specs.items()):
+            table.add_row(escape(name), escape(spec.summary), escape(spec.path))
         console.print(table)
         return
-    for plural in [what] if what else list(KINDS):
-        specs = registry.specs(KINDS[plural])
-        if plural == "suites":
-            table = folding_table("name", "summary", "file", title=f"suites ({len(specs)})", title_justify="left")
-            for name, spec in sorted(specs.items()):
-                table.add_row(escape(name), escape(spec.summary), escape(spec.path))
-            console.print(table)
-            continue
-        table = folding_table("name", "summary", "parameters (defaults, choices)", "cite", title=f"{plural} ({len(specs)})",
-                      title_justify="left", show_lines=False)
-        for name, spec in sorted(specs.items()):
-            table.add_row(*(escape(text) for text in (name, spec.summary, spec.params.describe_fields(), spec.cite)))
-        console.print(table)
+    table = folding_table("name", "summary", "parameters (defaults, choices)", "cite", title=f"{plural} ({len(specs)})",
+                          title_justify="left", show_lines=False)
+    for name, spec in sorted(specs.items()):
+        table.add_row(*(escape(text) for text in (name, spec.summary, spec.params.describe_fields(), spec.cite)))
+    console.print(table)
+
+
+def show_page(page: dict, fmt: str) -> None:
+    """One entry's page: what it is, where it comes from, every parameter, what it was published at."""
+    if fmt == "json":
+        click.echo(json.dumps(page, indent=1, default=str))
+        return
+    if fmt == "markdown":
+        click.echo(catalogue.markdown(page["kind"], page["name"]), nl=False)
+        return
+    say(f"[bold]{escape(page['name'])}[/]: {page['kind']} from plugin {escape(page['plugin'])}")
+    say(escape(page["summary"]) or "(no summary)")
+    if page["cite"]:
+        say(f"cite: {escape(page['cite'])}")
+    for where, (mean, std) in page.get("published", {}).items():
+        say(f"published on {escape(where)}: {mean} ± {std}")
+    if "file" in page:
+        say(f"file: {escape(page['file'])}")
+        say(f"seeds: {', '.join(map(str, page['seeds'])) or 'none'}")
+        for section in catalogue.SUITE_SECTIONS:
+            if section in page:
+                say(f"{section}: {escape(', '.join(page[section]))}")
+        return
+    if not page["parameters"]:
+        say("no parameters")
+        return
+    described = any(row["description"] for row in page["parameters"])
+    table = folding_table("parameter", "type", "default", "choices", *["description"] * described)
+    for row in page["parameters"]:
+        table.add_row(*map(escape, (row["name"], row["type"], catalogue.default_text(row),
+                                    " | ".join(map(repr, row["choices"])), *[row["description"]] * described)))
+    console.print(table)
+
+
+def say(line: str) -> None:
+    """A line of rich markup, never highlighted nor wrapped (so names and summaries show as written)."""
+    console.print(line, highlight=False, soft_wrap=True)
+
+
+@cli.command()
+@STORE_OPTION
+@FORMAT_OPTION
+def runs(store: str, fmt: str) -> None:
+    """List the runs in the store, oldest first: cells ok / failed / non-finite, when started and last finished."""
+    from harness.store import Store
+
+    rows = Store(store, read_only=True).run_summaries()
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1))
+        return
+    headers = ["run", "suite", "ok", "failed", "nonfinite", "started", "finished"]
+    cells = [[str(row[header] if row[header] is not None else "") for header in headers] for row in rows]
+    if fmt == "markdown":
+        click.echo(catalogue.table(headers, [[catalogue.text(cell) for cell in row] for row in cells]), nl=False)
+        return
+    if not rows:
+        console.print(f"no runs in {escape(store)} yet.", highlight=False)
+        return
+    table = folding_table(*headers[:5], "started (UTC)", "finished (UTC)", title=f"runs in {escape(store)} "
+                          f"({len(rows)})", title_justify="left")
+    for row in cells:
+        table.add_row(*map(escape, row[:5]), *(time.replace("T", " ").removesuffix("+00:00") for time in row[5:]))
+    console.print(table)
 
 
 @cli.command()
@@ -85,7 +189,7 @@ def list_command(what: str | None) -> None:
 @click.option("--group/--no-group", default=True, show_default=True,
               help="Train compatible cells (same critic architecture) as one batched model.")
 @click.option("--report/--no-report", default=True, show_default=True, help="Write the report afterwards.")
-@click.option("--reports-dir", default=DEFAULT_REPORTS, show_default=True)
+@REPORTS_OPTION
 def run(suite: str, store: str, run_name: str | None, jobs: int, executor: str, address: str | None,
         device: str | None, retry_failed: bool, group: bool, report: bool, reports_dir: str) -> None:
     """Run a suite file (or a registered suite's name), resuming where a previous run stopped."""
@@ -114,30 +218,49 @@ def run(suite: str, store: str, run_name: str | None, jobs: int, executor: str, 
         console.print(f"report: {out / 'index.html'} (and index.md, results.csv)")
 
 
+def chosen_run(results: Store, run_name: str | None) -> str:
+    """RUN as given, or else the store's most recent run (said on standard error)."""
+    if run_name:
+        return run_name
+    latest = results.latest_run()
+    if latest is None:
+        raise UserError(f"there are no runs in {results.path} yet; run a suite first (mi-harness run SUITE).")
+    count = len(results.runs())
+    errors.print(f"using the most recent run {latest!r} (of {count}) in {results.path}", highlight=False,
+                 soft_wrap=True, markup=False)
+    return latest
+
+
 @cli.command()
-@click.argument("run_name", metavar="RUN")
+@click.argument("run_name", metavar="[RUN]", required=False)
 @STORE_OPTION
-@click.option("--reports-dir", default=DEFAULT_REPORTS, show_default=True)
-def report(run_name: str, store: str, reports_dir: str) -> None:
-    """Write reports/<suite>/<RUN>/ (index.html, index.md, results.csv, figures) from the store."""
+@REPORTS_OPTION
+def report(run_name: str | None, store: str, reports_dir: str) -> None:
+    """Write reports/<suite>/<RUN>/ (index.html, index.md, results.csv, figures) from the store.
+
+    Without RUN, the most recent run: the one a cell was last written to.
+    """
     from harness import report as reporting
     from harness.store import Store
 
-    out = reporting.build(Store(store, read_only=True), run_name, reports_dir)
+    results = Store(store, read_only=True)
+    out = reporting.build(results, chosen_run(results, run_name), reports_dir)
     console.print(f"report: {out / 'index.html'}")
 
 
 @cli.command()
-@click.argument("run_name", metavar="RUN")
+@click.argument("run_name", metavar="[RUN]", required=False)
 @STORE_OPTION
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
+              help="csv, or json (a list of records).")
 @click.option("--output", "-o", type=click.Path(), help="File to write (default: standard output).")
-def export(run_name: str, store: str, fmt: str, output: str | None) -> None:
-    """Write one row per cell of RUN."""
+def export(run_name: str | None, store: str, fmt: str, output: str | None) -> None:
+    """Write one row per cell of RUN (default: the most recent run)."""
     from harness.metrics import export_frame
     from harness.store import Store
 
-    frame = export_frame(Store(store, read_only=True).cells(run_name))
+    results = Store(store, read_only=True)
+    frame = export_frame(results.cells(chosen_run(results, run_name)))
     text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=1)
     if output:
         Path(output).write_text(text)
@@ -173,9 +296,10 @@ def compare(base: str, head: str, store: str, mse_ratio: float, abs_error: float
 
 @cli.command("refresh-reports")
 @click.argument("suites", nargs=-1)
-@click.option("--jobs", "-j", default=2, show_default=True)
-@click.option("--reports-dir", default=DEFAULT_REPORTS, show_default=True)
-@click.option("--store", default="results/reference.sqlite", show_default=True)
+@click.option("--jobs", "-j", default=2, show_default=True, help="Worker processes (one torch thread each).")
+@REPORTS_OPTION
+@click.option("--store", default="results/reference.sqlite", show_default=True,
+              help="SQLite store of the reference runs (each suite's run is discarded and rerun).")
 def refresh_reports(suites: tuple[str, ...], jobs: int, reports_dir: str, store: str) -> None:
     """Rerun built-in suites (default: quickstart) from scratch and rewrite their reference reports."""
     from harness import report as reporting

@@ -2,7 +2,7 @@
 
 The protocol is the estimator's, not the core's (harness.api.Groupable with GroupedEstimator or
 GroupedTwoSampleEstimator): cells are asked to train together when their estimators' group keys
-match and so do the task's kind and dimensions, the sample size, the budget, the device and
+match and so do what the task measures and its dimensions, the sample size, the budget, the device and
 the preprocessing. harness.cells.execute_unit runs a unit, of one cell or of many.
 """
 
@@ -75,16 +75,16 @@ def map_cells(executor: Executor, cells: Iterable[Cell], group: bool = True,
 
 
 def _group_key(cell: Cell, instances: dict[tuple[str, str, str], Any]) -> tuple[Hashable | None, int]:
-    if cell.kind != "estimation":
+    if cell.study != "estimation":
         return None, 0
     try:
         estimator = _instance(instances, "estimator", cell.method, cell.method_params)
         task = _instance(instances, "task", cell.data, cell.data_params)
         key = estimator.group_key() if isinstance(estimator, Groupable) else None
-        if key is None or group_fit(estimator, task.kind) is None:
+        if key is None or group_fit(estimator, task.measures) is None:
             return None, 0
         hash(key)
-        shape = (task.kind, int(task.dim_x), int(task.dim_y))
+        shape = (task.measures, int(task.dim_x), int(task.dim_y))
     except Exception:  # let the cell run alone and report its own error
         return None, 0
     bytes_per_member = cell.n * (shape[1] + shape[2]) * 4

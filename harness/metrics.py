@@ -49,6 +49,9 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
             "kernel_ms": ok["kernel_ms"].astype(float).mean(),
             "peak_mem_mb": ok["peak_mem_mb"].astype(float).max() if len(ok) else np.nan,
             "device": ", ".join(sorted(group["device"].unique())),
+            "shared_by": max((shared_by(r.diagnostics, r.wall_s) for r in ok.itertuples()), default=1),
+            "cap_nats": max((float(d["cap_nats"]) for d in ok["diagnostics"] if d.get("cap_nats") is not None),
+                            default=np.nan),
         }
         row["bias"] = row["mean"] - truth
         row["variance"] = row["std"] ** 2
@@ -62,6 +65,16 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
     order = {method: i for i, method in enumerate(dict.fromkeys(cells["method_label"]))}
     return (table.assign(_order=table["method"].map(order)).sort_values(["_order", "data", "true", "n"])
             .drop(columns="_order").reset_index(drop=True))
+
+
+def shared_by(diagnostics: dict, wall_s: float) -> int:
+    """How many cells a cell's times are shared among: its training group's size, or its unit's (a unit's
+    wall time is split evenly and the whole is kept as `group_wall_s`); 1 for a cell that ran alone."""
+    if diagnostics.get("group_size"):
+        return int(diagnostics["group_size"])
+    if diagnostics.get("group_wall_s") and wall_s > 0:
+        return round(diagnostics["group_wall_s"] / wall_s)
+    return 1
 
 
 def ci_halfwidth(values: np.ndarray, level: float = 0.95) -> float:

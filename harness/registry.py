@@ -22,7 +22,7 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
-from harness.api import NAME_PATTERN, Kind, Params, Spec, SuiteSpec
+from harness.api import NAME_PATTERN, Params, PluginKind, Spec, SuiteSpec
 from harness.errors import UserError, describe_exception, unknown_name
 
 ENTRY_POINT_GROUP = "mi_harness"
@@ -188,6 +188,7 @@ def register(plugin: object, name: str | None = None) -> None:
 
 
 def unregister(name: str) -> None:
+    """Remove the plugin registered under `name` (a test fixture's, a notebook's, a plugin file's) and its specs."""
     plugin_manager().unregister(name=name)
     state = _loaded()
     state.sources.pop(name, None)
@@ -222,10 +223,10 @@ def load_plugin_file(path: str) -> None:
 
 
 @cache
-def _collected() -> tuple[dict[Kind, dict[str, Spec]], dict[tuple[str, str], str], tuple[BrokenPlugin, ...]]:
+def _collected() -> tuple[dict[PluginKind, dict[str, Spec]], dict[tuple[str, str], str], tuple[BrokenPlugin, ...]]:
     """Every plugin's specs, each plugin all or nothing: (specs by kind, owner by (kind, name), broken)."""
     state = _loaded()
-    found: dict[Kind, dict[str, Spec]] = {kind: {} for kind in HOOKS}
+    found: dict[PluginKind, dict[str, Spec]] = {kind: {} for kind in HOOKS}
     owners: dict[tuple[str, str], str] = {}
     broken: list[BrokenPlugin] = []
     for name, plugin in state.pm.list_name_plugin():
@@ -251,12 +252,12 @@ def _collected() -> tuple[dict[Kind, dict[str, Spec]], dict[tuple[str, str], str
     return found, owners, tuple(broken)
 
 
-def _offer(offered: list[Spec], kind: Kind, spec: Any) -> None:
+def _offer(offered: list[Spec], kind: PluginKind, spec: Any) -> None:
     """The `register` callback a hook receives: checks the spec, then keeps it with its plugin's others."""
     offered.append(_checked(spec, kind))
 
 
-def _checked(spec: Any, kind: Kind) -> Spec:
+def _checked(spec: Any, kind: PluginKind) -> Spec:
     """A spec as its hook promised it, or a UserError saying what is wrong with it."""
     expected = SuiteSpec if kind == "suite" else Spec
     if not isinstance(spec, expected):
@@ -276,21 +277,21 @@ def _checked(spec: Any, kind: Kind) -> Spec:
     return spec
 
 
-def all_specs() -> dict[Kind, dict[str, Spec]]:
+def all_specs() -> dict[PluginKind, dict[str, Spec]]:
     return _collected()[0]
 
 
-def specs(kind: Kind) -> dict[str, Spec]:
+def specs(kind: PluginKind) -> dict[str, Spec]:
     return all_specs()[kind]
 
 
-def owner(kind: Kind, name: str) -> str:
+def owner(kind: PluginKind, name: str) -> str:
     """The plugin that registered `name`."""
     get(kind, name)
     return _collected()[1][kind, name]
 
 
-def plugin_specs(plugin: str) -> dict[Kind, dict[str, Spec]]:
+def plugin_specs(plugin: str) -> dict[PluginKind, dict[str, Spec]]:
     """The specs one plugin registered, by kind."""
     known = [name for name, _ in plugin_manager().list_name_plugin()]
     if plugin not in known:
@@ -307,7 +308,7 @@ def plugin_specs(plugin: str) -> dict[Kind, dict[str, Spec]]:
             for kind, table in all_specs().items()}
 
 
-def get(kind: Kind, name: str, where: str = "") -> Spec:
+def get(kind: PluginKind, name: str, where: str = "") -> Spec:
     table = specs(kind)
     if name in table:
         return table[name]
@@ -316,7 +317,7 @@ def get(kind: Kind, name: str, where: str = "") -> Spec:
     raise UserError(f"{error} {reason}".strip()) if reason else error
 
 
-def _why_missing(kind: Kind, name: str) -> str:
+def _why_missing(kind: PluginKind, name: str) -> str:
     """Where a missing name would have come from: a broken plugin, or one MI_HARNESS_LOAD_PLUGINS leaves out."""
     for failure in all_broken():
         if (kind, name) in failure.names:

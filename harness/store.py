@@ -7,15 +7,17 @@ import platform
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from harness.cells import Cell, CellResult
 from harness.errors import UserError
 from harness.paths import DEFAULT_STORE
 from harness.registry import harness_version
-from harness.suite import Suite
+
+if TYPE_CHECKING:
+    from harness.cells import Cell, CellResult
+    from harness.suite import Suite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -74,7 +76,7 @@ class Store:
     def write(self, run: str, cell: Cell, result: CellResult) -> None:
         """Insert a finished cell. A successful row is never replaced; a failed one may be retried."""
         row = {
-            "run": run, "key": cell.key, "suite": cell.suite, "kind": cell.kind, "method": cell.method,
+            "run": run, "key": cell.key, "suite": cell.suite, "kind": cell.study, "method": cell.method,
             "method_label": cell.method_label, "method_params": json.dumps(cell.method_params, sort_keys=True),
             "data": cell.data, "data_label": cell.data_label, "data_params": json.dumps(cell.data_params, sort_keys=True),
             "seed": cell.seed, "n": cell.n, "budget": cell.budget.model_dump_json(), "device": cell.device,
@@ -102,6 +104,25 @@ class Store:
 
     def runs(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT run, suite, created, suite_path FROM runs ORDER BY created", self.db)
+
+    def run_summaries(self) -> list[dict[str, Any]]:
+        """Each run, oldest first: its suite, its cells ok / failed / nonfinite, when it was created
+        (started) and when its last cell finished (None before any)."""
+        rows = self.db.execute(
+            "SELECT runs.run, runs.suite, TOTAL(cells.status = 'ok'), TOTAL(cells.status = 'nonfinite'), "
+            "COUNT(cells.key), runs.created, MAX(cells.finished) FROM runs LEFT JOIN cells ON cells.run = runs.run "
+            "GROUP BY runs.run ORDER BY runs.created, runs.rowid").fetchall()
+        return [{"run": run, "suite": suite, "ok": int(ok), "failed": cells - int(ok) - int(nonfinite),
+                 "nonfinite": int(nonfinite), "started": created, "finished": finished}
+                for run, suite, ok, nonfinite, cells, created, finished in rows]
+
+    def latest_run(self) -> str | None:
+        """The run most recently written to (its last finished cell, else its creation), or None if there is none."""
+        row = self.db.execute(
+            "SELECT runs.run FROM runs LEFT JOIN cells ON cells.run = runs.run GROUP BY runs.run "
+            "ORDER BY MAX(runs.created, COALESCE(MAX(cells.finished), runs.created)) DESC, runs.rowid DESC "
+            "LIMIT 1").fetchone()
+        return row[0] if row else None
 
     def cells(self, run: str) -> pd.DataFrame:
         frame = pd.read_sql_query("SELECT * FROM cells WHERE run = ? ORDER BY finished", self.db, params=(run,))

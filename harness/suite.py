@@ -11,11 +11,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness import registry
-from harness.api import NAME_PATTERN, Budget, Kind
+from harness.api import NAME_PATTERN, Budget, PluginKind
 from harness.call_syntax import parse_reference
 from harness.cells import Cell
 from harness.errors import UserError, describe_validation_error
-from harness.timing import resolve_device
 
 
 class _Strict(BaseModel):
@@ -92,6 +91,7 @@ class Suite:
 
 def load(path: str | Path, device: str | None = None) -> Suite:
     """Read, validate and expand a suite file (or the name of a registered suite)."""
+    from harness.timing import resolve_device  # torch: checks the device against this machine
     path, registered = resolve_path(path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -132,9 +132,9 @@ def resolve_path(path: str | Path) -> tuple[Path, str | None]:
 def expand(parsed: SuiteFile, path: str, device: str) -> list[Cell]:
     budget = Budget(**parsed.budget.model_dump(exclude={"samples"}))
     if parsed.estimators:
-        kind, sides, samples = "estimation", (("estimators", "estimator"), ("tasks", "task")), parsed.budget.samples
+        study, sides, samples = "estimation", (("estimators", "estimator"), ("tasks", "task")), parsed.budget.samples
     else:
-        kind, sides, samples = "representation", (("encoders", "encoder"), ("datasets", "dataset")), [0]
+        study, sides, samples = "representation", (("encoders", "encoder"), ("datasets", "dataset")), [0]
     (method_table, method_kind), (data_table, data_kind) = sides
     methods = resolved_variants(path, method_table, method_kind, getattr(parsed, method_table))
     datas = resolved_variants(path, data_table, data_kind, getattr(parsed, data_table))
@@ -142,7 +142,7 @@ def expand(parsed: SuiteFile, path: str, device: str) -> list[Cell]:
     for (m_name, m_params, m_label, m_where), (d_name, d_params, d_label, d_where), n, seed in itertools.product(
         methods, datas, samples, parsed.suite.seeds
     ):
-        cell = Cell(parsed.suite.name, kind, m_name, m_params, d_name, d_params, seed, n, budget, device,
+        cell = Cell(parsed.suite.name, study, m_name, m_params, d_name, d_params, seed, n, budget, device,
                     m_label, d_label, parsed.suite.preprocess)
         if cell.key in cells:
             raise UserError(f"{path}: {m_where} and {d_where} repeat a cell already in the grid ({cell}); "
@@ -151,7 +151,7 @@ def expand(parsed: SuiteFile, path: str, device: str) -> list[Cell]:
     return list(cells.values())
 
 
-def resolved_variants(path: str, table: str, kind: Kind, entries: list[Entry]):
+def resolved_variants(path: str, table: str, kind: PluginKind, entries: list[Entry]):
     """Each entry's grid expanded, names resolved and params validated against the plugin's model."""
     out = []
     for index, entry in enumerate(entries):
@@ -180,7 +180,7 @@ def describe(name: str, params: dict[str, Any]) -> str:
     return f"{name}({inner})" if inner else name
 
 
-def validate_params(kind: Kind, name: str, params: dict[str, Any], where: str) -> dict[str, Any]:
+def validate_params(kind: PluginKind, name: str, params: dict[str, Any], where: str) -> dict[str, Any]:
     spec = registry.get(kind, name, where)
     try:
         model = spec.params(**params)

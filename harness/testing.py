@@ -31,8 +31,8 @@ from harness.api import (
     Estimate,
     Estimator,
     GroupedEstimator,
-    Kind,
     Params,
+    PluginKind,
     Spec,
     SuiteSpec,
     Task,
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from harness.store import Store
 
-SPEC_FIXTURES: dict[str, Kind] = {
+SPEC_FIXTURES: dict[str, PluginKind] = {
     "estimator_spec": "estimator", "task_spec": "task", "encoder_spec": "encoder", "dataset_spec": "dataset",
     "suite_spec": "suite",
 }
@@ -186,7 +186,7 @@ class PluginContract:
 
     def test_ground_truth_matches_the_log_density_ratio(self, task_spec: Spec) -> None:
         task = task_spec.instantiate(self.build_params(task_spec))
-        if task.kind != "mi" or not isinstance(task, DensityRatioTask):
+        if task.measures != "mi" or not isinstance(task, DensityRatioTask):
             pytest.skip(f"task {task_spec.name!r} is not an MI task with a log_density_ratio")
         rng = np.random.default_rng(self.seed + 1)  # not the task's own Monte-Carlo stream
         try:
@@ -243,7 +243,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("spec", _params(every, contract.plugin, "spec", qualified=True))
 
 
-def _plugin_specs(contract: type[PluginContract]) -> dict[Kind, dict[str, Spec]]:
+def _plugin_specs(contract: type[PluginContract]) -> dict[PluginKind, dict[str, Spec]]:
     if not contract.plugin:
         pytest.fail(f"{contract.__name__}: set plugin = '<name>', your plugin's entry-point name.", pytrace=False)
     try:
@@ -268,7 +268,7 @@ class PluginRegistry:
     def __init__(self) -> None:
         self.names: list[str] = []
 
-    def register(self, plugin: object, name: str | None = None) -> dict[Kind, dict[str, Spec]]:
+    def register(self, plugin: object, name: str | None = None) -> dict[PluginKind, dict[str, Spec]]:
         """Register `plugin` (a module, class instance or namespace of hookimpls); returns its specs by kind."""
         registry.register(plugin, name=name)
         registered = registry.plugin_manager().get_name(plugin)

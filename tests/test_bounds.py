@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from plugins.divergences import divergence
 from plugins.estimators import bounds
+from plugins.estimators.divergences import divergence
 
 K_SE = 4.0  # two-sided normal tail 6e-5; the seeds are fixed, so a pass is reproducible
 

@@ -154,7 +154,7 @@ def test_an_untrained_baseline_is_said_by_its_embeddings_not_by_a_parameter_name
     registry.register(_ProbePlugin(), name="boundary-probe")
     try:
         result = execute(Cell(
-            suite="probe", kind="representation", method="boundary_probe_encoder",
+            suite="probe", study="representation", method="boundary_probe_encoder",
             method_params={"baseline": baseline}, data="boundary_probe_data", data_params={}, seed=0, n=4,
             budget=Budget(epochs=1), device="cpu", method_label="probe", data_label="probe"))
     finally:

@@ -19,7 +19,8 @@ import torch
 from scipy.stats import norm
 
 from harness.errors import UserError
-from plugins.divergences import (
+from plugins.estimators import bounds
+from plugins.estimators.divergences import (
     DIVERGENCE_NAMES,
     Divergence,
     Interval,
@@ -28,7 +29,6 @@ from plugins.divergences import (
     target_name,
     wrightomega,
 )
-from plugins.estimators import bounds
 
 ALPHAS = (-1.0, 0.5, 2.0)  # alpha < 0, 0 < alpha < 1, alpha > 1
 ROWS = [(name, None) for name in DIVERGENCE_NAMES if name != "alpha"] + [("alpha", a) for a in ALPHAS]

@@ -44,7 +44,7 @@ def citeseer():
 
 
 def test_cora_has_the_published_size_and_public_split(cora):
-    assert cora.kind == "graph" and cora.evaluation == "logistic_repeats"
+    assert cora.items == "graph" and cora.evaluation == "logistic_repeats"
     assert cora.features.shape == (2708, 1433) and cora.features.dtype == np.float32
     assert cora.num_classes == 7 and set(np.unique(cora.labels)) == set(range(7))
     assert {k: len(v) for k, v in cora.splits.items()} == {"train": 140, "val": 500, "test": 1000}
@@ -87,7 +87,7 @@ def test_citeseer_keeps_the_self_loops_its_graph_file_lists(citeseer):
 )
 def test_tu_sets_have_the_published_counts(name, graphs, classes, width, source):
     data = dataset(name)
-    assert data.kind == "graphs" and data.splits == {} and len(data.graphs) == graphs
+    assert data.items == "graphs" and data.splits == {} and len(data.graphs) == graphs
     assert data.num_classes == classes and set(np.unique(data.labels)) == set(range(classes))
     assert data.feature_source == source
     for x, edge_index in data.graphs:

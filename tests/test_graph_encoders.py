@@ -226,9 +226,9 @@ def test_infograph_star_and_supervised_only_fit_the_labelled_graphs():
 
 
 def test_encoders_refuse_the_wrong_dataset_kind(cora):
-    with pytest.raises(UserError, match="kind 'graphs'"):
+    with pytest.raises(UserError, match="items 'graphs'"):
         registry.get("encoder", "infograph").instantiate().fit(cora, Budget(epochs=1), "cpu", 0)
-    with pytest.raises(UserError, match="kind 'graph'"):
+    with pytest.raises(UserError, match="items 'graph'"):
         registry.get("encoder", "dgi").instantiate().fit(small_graph_set(np.random.default_rng(0)),
                                                          Budget(epochs=1), "cpu", 0)
 

@@ -195,8 +195,8 @@ def test_an_objective_with_parameters_cannot_be_shared():
                       "cpu", [0, 1], lr=1e-3)
 
 
-def cell(method="infonce", params=None, data="gaussian", data_params=None, seed=0, n=640, steps=20, kind="estimation"):
-    return Cell(suite="t", kind=kind, method=method, method_params={**SMALL, **(params or {})}, data=data,
+def cell(method="infonce", params=None, data="gaussian", data_params=None, seed=0, n=640, steps=20, study="estimation"):
+    return Cell(suite="t", study=study, method=method, method_params={**SMALL, **(params or {})}, data=data,
                 data_params=data_params or {"dim": 2, "mi": 0.5}, seed=seed, n=n,
                 budget=Budget(steps=steps, batch_size=32), device="cpu", method_label=method, data_label=data)
 
@@ -210,7 +210,7 @@ def test_plan_groups_only_cells_that_can_share_one_model():
         cell("infonce", n=1280),                               # another sample size
         cell("infonce", steps=30),                             # another budget
     ]
-    alone = Cell(suite="t", kind="estimation", method="ksg", method_params={}, data="gaussian",
+    alone = Cell(suite="t", study="estimation", method="ksg", method_params={}, data="gaussian",
                  data_params={"dim": 2, "mi": 0.5}, seed=0, n=640, budget=Budget(steps=20, batch_size=32),
                  device="cpu", method_label="ksg", data_label="gaussian")
     units = grouping.plan([*compatible, *apart, alone])

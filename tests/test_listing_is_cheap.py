@@ -32,9 +32,18 @@ def imported_after(*args: str, code: str = LIST_AND_REPORT_IMPORTS) -> list[str]
     return result.stdout.splitlines()[-1].split()[1:]
 
 
-@pytest.mark.parametrize("what", ["", "estimators", "tasks", "encoders", "datasets", "suites", "plugins"])
+@pytest.mark.parametrize("what", ["", "estimators", "tasks", "encoders", "datasets", "suites", "plugins",
+                                  "--format json", "--format markdown", "estimators --format json",
+                                  "plugins --format markdown", "estimators infonce", "estimators infonce --format json",
+                                  "estimators infonce --format markdown", "suites quickstart", "encoders dgi"])
 def test_listing_imports_no_torch(what):
     assert imported_after(*what.split()) == []
+
+
+def test_the_catalogue_the_docs_import_imports_no_torch():
+    code = ("import sys\nfrom harness import catalogue\nassert catalogue.markdown()\n"
+            f"print('imported:', *(name for name in {HEAVY!r} if name in sys.modules))")
+    assert imported_after(code=code) == []
 
 
 @pytest.mark.parametrize("module", registry.BUILTIN_PLUGINS)

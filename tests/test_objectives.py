@@ -10,8 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from harness.errors import UserError
-from plugins.divergences import divergence
 from plugins.estimators import bounds, objectives
+from plugins.estimators.divergences import divergence
 
 DIM_Y = 3
 

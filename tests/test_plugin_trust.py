@@ -80,7 +80,7 @@ def test_a_suite_runs_beside_broken_plugins(broken_plugins, tmp_path):
 
 def test_a_suite_needing_a_broken_plugins_name_fails_with_that_reason(broken_plugins, tmp_path):
     suite = write_suite(tmp_path / "needs.toml", "half_registered", "gaussian")
-    result = mi_harness("run", suite, "--store", str(tmp_path / "r.sqlite"))
+    result = mi_harness("run", suite, "--store", str(tmp_path / "r.sqlite"), "--no-report")
     assert result.returncode == 2
     assert ("unknown estimator 'half_registered'" in result.stdout and "It comes from plugin 'broken_registration', "
             "which is broken: RuntimeError: the plugin's configuration file is missing" in result.stdout)
@@ -139,7 +139,7 @@ def _excluded_registry():
 
 def test_a_suite_naming_an_excluded_plugins_estimator_is_told_so(broken_plugins, tmp_path):
     suite = write_suite(tmp_path / "excluded.toml", "fine_zero", "gaussian")
-    result = mi_harness("run", suite, "--store", str(tmp_path / "r.sqlite"), env={"MI_HARNESS_LOAD_PLUGINS": ""})
+    result = mi_harness("run", suite, "--store", str(tmp_path / "r.sqlite"), "--no-report", env={"MI_HARNESS_LOAD_PLUGINS": ""})
     assert result.returncode == 2
     assert ("It comes from the installed plugin 'fine', which MI_HARNESS_LOAD_PLUGINS leaves out; add 'fine' to "
             "MI_HARNESS_LOAD_PLUGINS or unset it.") in result.stdout

@@ -7,7 +7,7 @@ import pytest
 from scipy import integrate, stats
 
 from harness import registry
-from plugins.divergences import DIVERGENCE_NAMES, parse_target
+from plugins.estimators.divergences import DIVERGENCE_NAMES, parse_target
 
 K_SIGMA = 4.5
 TARGETS = [name for name in DIVERGENCE_NAMES if name != "alpha"] + ["alpha=0.5", "alpha=2", "alpha=-0.5", "alpha=3"]

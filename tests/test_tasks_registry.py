@@ -29,7 +29,7 @@ def test_samples_have_the_declared_shapes(built, name):
     task = built(name)
     a, b = task.sample(64, np.random.default_rng(0))
     assert a.dtype in (np.float32, np.float64) and b.dtype in (np.float32, np.float64)
-    if task.kind == "mi":
+    if task.measures == "mi":
         assert a.shape == (64, task.dim_x) and b.shape == (64, task.dim_y)
     else:
         assert a.shape == (64, task.dim_x) and b.shape == (64, task.dim_x)
@@ -48,12 +48,12 @@ def test_sampling_is_reproducible_from_the_seed_alone(built, name):
 @pytest.mark.parametrize("name", TASKS)
 def test_ground_truth_is_finite_and_monte_carlo_ones_are_precise(built, name):
     task = built(name)
-    truth = task.ground_truth("mi" if task.kind == "mi" else "kl")
+    truth = task.ground_truth("mi" if task.measures == "mi" else "kl")
     assert math.isfinite(truth.value) and truth.value >= 0
     assert truth.stderr < 0.01
 
 
-@pytest.mark.parametrize("name", [n for n in TASKS if registry.get("task", n).instantiate().kind == "mi"])
+@pytest.mark.parametrize("name", [n for n in TASKS if registry.get("task", n).instantiate().measures == "mi"])
 def test_mean_log_density_ratio_under_the_joint_is_the_mi(built, name):
     task = built(name)
     log_ratio = task.log_density_ratio(*task.sample(20_000, np.random.default_rng(11)))
@@ -62,7 +62,7 @@ def test_mean_log_density_ratio_under_the_joint_is_the_mi(built, name):
     assert abs(log_ratio.mean() - truth.value) < K_SIGMA * stderr
 
 
-@pytest.mark.parametrize("name", [n for n in TASKS if registry.get("task", n).instantiate().kind == "divergence"])
+@pytest.mark.parametrize("name", [n for n in TASKS if registry.get("task", n).instantiate().measures == "divergence"])
 def test_mean_log_density_ratio_under_p_is_the_kl(built, name):
     task = built(name)
     p, _ = task.sample(20_000, np.random.default_rng(12))

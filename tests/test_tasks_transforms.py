@@ -6,7 +6,7 @@ import pytest
 from harness import registry
 from harness.errors import UserError
 from plugins.tasks import diffeomorphisms as d
-from plugins.tasks.transforms import TRANSFORMS
+from plugins.tasks.params import TRANSFORMS
 
 MAPS = [d.HalfCube(), d.Cube(), d.Asinh(), d.NormalCDF(), d.WIGGLY_X, d.WIGGLY_Y, d.Spiral(speed=0.5),
         d.Spiral(speed=3.0), d.SwissRoll(), d.BIMODAL_X, d.BIMODAL_Y]
@@ -88,7 +88,7 @@ def test_bad_bases_are_user_errors_that_say_what_is_valid():
         task("asinh", base={"name": "gausian"})
     with pytest.raises(UserError, match="base must be"):
         task("asinh", base={"task": "gaussian"})
-    with pytest.raises(UserError, match="kind 'mi'"):
+    with pytest.raises(UserError, match="measures 'mi'"):
         task("asinh", base={"name": "gaussian_pair"})
     with pytest.raises(UserError, match="at least 2 dimensions"):
         task("spiral", base={"name": "gaussian", "params": {"dim": 1}})

@@ -87,7 +87,7 @@ def test_the_runner_reports_the_same_for_a_cell_alone_and_in_a_group():
     # A lone cell hands the estimator float64 data and a group float32: the marginal maps must not care.
     params = {"hidden": 16, "embed_dim": 8, "lr": 2e-3, "marginals": "gaussianize", "checkpoint_every": 20,
               "validation": 0.1, "value_batch": 300}
-    cells = [Cell(suite="t", kind="estimation", method=name, method_params=params, data="student_t",
+    cells = [Cell(suite="t", study="estimation", method=name, method_params=params, data="student_t",
                   data_params={"dim_x": 2, "dim_y": 2, "dof": 1.0, "pairs": 0}, seed=seed, n=1000,
                   budget=Budget(steps=60, batch_size=32), device="cpu", method_label=name, data_label="t",
                   preprocess="standardize")

@@ -22,13 +22,13 @@ def subset(data: ArrayDataset, n_train: int, n_test: int) -> ArrayDataset:
     """The first n_train train items and n_test test items, as a smaller dataset of the same kind."""
     train, test = data.splits["train"][:n_train], data.splits["test"][:n_test]
     keep = np.concatenate([train, test])
-    return ArrayDataset(data.name, data.kind, data.inputs[keep], data.labels[keep],
+    return ArrayDataset(data.name, data.items, data.inputs[keep], data.labels[keep],
                         {"train": np.arange(n_train), "test": np.arange(n_train, n_train + n_test)})
 
 
 def test_digits_are_1797_images_of_10_classes_with_a_stratified_split():
     data = dataset("digits")
-    assert data.kind == "images" and data.evaluation == "logistic_fixed_split"
+    assert data.items == "images" and data.evaluation == "logistic_fixed_split"
     assert data.inputs.shape == (1797, 1, 8, 8) and data.inputs.dtype == np.float32
     assert data.inputs.min() == 0.0 and data.inputs.max() == 1.0
     train, test = data.splits["train"], data.splits["test"]
@@ -43,7 +43,7 @@ def test_digits_are_1797_images_of_10_classes_with_a_stratified_split():
 ])
 def test_ucr_series_have_the_archive_shapes_classes_and_split(name, classes, length, n_train, n_test):
     data = dataset(name)
-    assert data.kind == "sequences"
+    assert data.items == "sequences"
     assert data.inputs.shape == (n_train + n_test, 1, length) and data.inputs.dtype == np.float32
     assert sorted(np.unique(data.labels)) == list(range(classes))
     assert np.array_equal(data.splits["train"], np.arange(n_train))
@@ -159,16 +159,16 @@ def test_training_changes_the_encoder_and_random_init_does_not_train(small_digit
     assert not np.allclose(trained.features, untrained.features)
 
 
-def test_raw_baseline_serves_every_dataset_kind():
+def test_raw_baseline_serves_every_kind_of_item():
     images = load_digits_dataset()
     assert np.array_equal(raw_features(images), images.inputs.reshape(1797, 64))
     node_features = np.arange(12, dtype=np.float32).reshape(4, 3)
 
     class Graph:
-        kind, features = "graph", node_features
+        items, features = "graph", node_features
 
     class Graphs:
-        kind = "graphs"
+        items = "graphs"
         graphs = [(node_features[:2], np.array([[0], [1]])), (node_features[2:], np.array([[0], [1]]))]
 
     assert np.array_equal(raw_features(Graph()), node_features)
@@ -195,6 +195,6 @@ def test_representation_suites_expand_to_cells_of_registered_plugins(suite):
     from harness.suite import load
 
     loaded = load(suite)
-    assert loaded.cells and {cell.kind for cell in loaded.cells} == {"representation"}
+    assert loaded.cells and {cell.study for cell in loaded.cells} == {"representation"}
     assert any(cell.method_params.get("random_init") for cell in loaded.cells)
     assert any(cell.method == "raw" for cell in loaded.cells)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -17,14 +18,33 @@ SUMMARY_COLUMNS = {
     "estimation": ["method", "data", "n", "true", "mean", "bias", "std", "mse", "ci95", "seeds", "failures"],
     "representation": ["method", "data", "true", "mean", "std", "probe_std", "seeds", "failures"],
 }
-TIMING_COLUMNS = ["method", "data", "device", "wall_s", "steps_per_s", "kernel_ms", "peak_mem_mb"]
-TIMING_HEADING = ("Timing (means per cell: wall time in s; training steps per second and total step time in ms, "
-                  "from CUDA events on GPU or perf_counter on CPU; peak memory in MB)")
+TIMING_COLUMNS = ["method", "data", "device", "shared_by", "wall_s", "steps_per_s", "kernel_ms", "peak_mem_mb"]
+TIMING_HEADING = "Timing"
+TIMING_NOTE = ("Means per cell over seeds: `wall_s` in s; `steps_per_s` and `kernel_ms` (the training steps' "
+               "total time in ms) from CUDA events on GPU, perf_counter on CPU; `peak_mem_mb` in MB.")
+SHARED_NOTE = ("**Shared times.** A number under `shared_by` marks a row whose cells trained as one batched model "
+               "with that many cells: its `wall_s` and `kernel_ms` are the group's time divided evenly among them "
+               "(the group took `shared_by` times as long), not what one cell takes alone; `steps_per_s` counts "
+               "each cell's steps against its share, and `peak_mem_mb` is the whole group's. "
+               "An empty `shared_by`: the cells ran alone.")
 HEADINGS = {
     "estimation": "Estimates against ground truth (nats; statistics over seeds)",
     "representation": "Downstream accuracy (%; `paper` is the published number where one exists, std over "
                       "pretraining seeds, probe_std the mean spread over classifier repeats or folds)",
 }
+# (file, heading, figure) in the page's order: the estimation figures after their table
+ESTIMATION_FIGURES = [
+    ("estimate_vs_truth.png", "Estimate against truth", lambda cells, summary: figures.estimate_vs_truth(summary)),
+    ("bias_variance.png", "Bias against spread", lambda cells, summary: figures.bias_variance(summary)),
+    ("error_heatmap.png", "Relative error per estimator and task",
+     lambda cells, summary: figures.error_heatmap(summary)),
+    ("trajectories.png", "Estimates over training", lambda cells, summary: figures.trajectories(cells)),
+]
+REPRESENTATION_FIGURES = [
+    ("training_curves.png", "Encoders' objectives over training", lambda cells, summary: figures.training_curves(cells)),
+]
+
+Section = tuple[str, pd.DataFrame | None, str | None, Path | None]  # heading, table, caption or note, figure
 
 
 def build(store: Store, run: str, out_root: str | Path = DEFAULT_REPORTS) -> Path:
@@ -36,23 +56,22 @@ def build(store: Store, run: str, out_root: str | Path = DEFAULT_REPORTS) -> Pat
     summary = metrics.summarise(cells)
     summary.to_csv(out / "summary.csv", index=False)
 
-    sections: list[tuple[str, pd.DataFrame | None, str | None, Path | None]] = []
+    sections: list[Section] = []
     for kind, heading in HEADINGS.items():
-        table = summary[summary["kind"] == kind]
+        table = summary[summary["kind"] == kind] if len(summary) else summary
         if not table.empty:
             shown = table[SUMMARY_COLUMNS[kind]]
             if kind == "representation":
                 shown = shown.rename(columns={"true": "paper", "mean": "accuracy"})
             sections.append((heading, shown, None, None))
-    sections.append((TIMING_HEADING, summary[TIMING_COLUMNS], None, None))
-    plots = [("trajectories.png", lambda p: figures.trajectories(cells, p)),
-             ("bias_variance.png", lambda p: figures.bias_variance(summary, p)),
-             ("error_heatmap.png", lambda p: figures.error_heatmap(summary, p)),
-             ("training_curves.png", lambda p: figures.training_curves(cells, p))]
-    for filename, draw in plots:
-        caption = draw(out / filename)
-        if caption:
-            sections.append((filename.removesuffix(".png").replace("_", " ").capitalize(), None, caption, out / filename))
+        plots = ESTIMATION_FIGURES if kind == "estimation" else REPRESENTATION_FIGURES
+        for filename, title, draw in plots:
+            drawn = draw(cells, summary) if not table.empty else None
+            if drawn is not None:
+                drawn.save(out / filename)
+                sections.append((title, None, drawn.caption, out / filename))
+    if len(summary):
+        sections.append((TIMING_HEADING, *timing_table(summary), None))
     fell_back = cells[cells["diagnostics"].map(lambda d: "group_fallback" in d)]
     if not fell_back.empty:
         sections.append(("Cells that ran alone after their group failed as a whole",
@@ -69,6 +88,17 @@ def build(store: Store, run: str, out_root: str | Path = DEFAULT_REPORTS) -> Pat
     return out
 
 
+def timing_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The timing table and its note, which says so when some rows' times are a group's shared among its cells.
+
+    `shared_by` is left empty for cells that ran alone, so the shared rows stand out.
+    """
+    table = summary.reindex(columns=TIMING_COLUMNS).copy()
+    sizes = table["shared_by"].fillna(1).astype(int)
+    table["shared_by"] = sizes.map(lambda size: str(size) if size > 1 else "")
+    return table, TIMING_NOTE + (" " + SHARED_NOTE if (sizes > 1).any() else "")
+
+
 def overview(cells: pd.DataFrame) -> str:
     counts = cells["status"].value_counts().to_dict()
     devices = ", ".join(sorted(cells["device"].unique()))
@@ -76,31 +106,54 @@ def overview(cells: pd.DataFrame) -> str:
             f"total wall time {cells['wall_s'].sum():.1f} s.")
 
 
-def render_markdown(title: str, cells: pd.DataFrame, sections) -> str:
+def render_markdown(title: str, cells: pd.DataFrame, sections: list[Section]) -> str:
     parts = [f"# {title}", "", overview(cells), ""]
     for heading, table, caption, image in sections:
         parts += [f"## {heading}", ""]
         if table is not None:
-            parts += [table.to_markdown(index=False, floatfmt=".3f"), ""]
+            parts += [_markdown_table(table), ""]
         if image is not None:
-            parts += [f"![{heading}]({image.name})", "", caption or "", ""]
+            parts += [f"![{heading}]({image.name})", ""]
+        if caption:
+            parts += [caption, ""]
     return "\n".join(parts)
 
 
-def render_html(title: str, cells: pd.DataFrame, sections) -> str:
+def _markdown_table(table: pd.DataFrame) -> str:
+    """Numbers to three decimals, missing values blank: a failed row reads empty, not 'nan'."""
+    return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=".3f", missingval="")
+
+
+def render_html(title: str, cells: pd.DataFrame, sections: list[Section]) -> str:
     """One self-contained page: figures embedded as base64 PNGs."""
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(overview(cells))}</p>"]
-    for heading, table, caption, image in sections:
-        body.append(f"<h2>{html.escape(heading)}</h2>")
+    contents = "".join(f'<li><a href="#s{i}">{html.escape(heading)}</a></li>'
+                       for i, (heading, *_) in enumerate(sections))
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(overview(cells))}</p>",
+            f"<nav><ol>{contents}</ol></nav>"]
+    for i, (heading, table, caption, image) in enumerate(sections):
+        body.append(f'<h2 id="s{i}">{html.escape(heading)}</h2>')
         if table is not None:
-            body.append(table.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0, classes="results"))
+            rendered = table.to_html(index=False, border=0, classes="results", na_rep="", float_format="{:.3f}".format)
+            body.append(f'<div class="scroll">{rendered}</div>')
         if image is not None:
             data = base64.b64encode(image.read_bytes()).decode()
             body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(heading)}">'
                         f"<figcaption>{html.escape(caption or '')}</figcaption></figure>")
-    style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"
-             "table.results{border-collapse:collapse;font-size:0.85em}"
+        elif caption:
+            body.append(f'<p class="note">{_inline(caption)}</p>')
+    style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+             "h2{margin-top:1.8em;border-bottom:1px solid #ccc}nav ol{columns:2;font-size:0.9em}"
+             ".scroll{overflow-x:auto}table.results{border-collapse:collapse;font-size:0.85em}"
              "table.results td,table.results th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
-             "img{max-width:100%}figcaption{color:#555;font-size:0.9em}")
+             "table.results td:nth-child(-n+2),table.results th:nth-child(-n+2){text-align:left}"
+             "table.results tbody tr:hover{background:#f4f6fa}"
+             "img{max-width:100%}figure{margin:1em 0}figcaption,.note{color:#555;font-size:0.9em}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+
+
+def _inline(text: str) -> str:
+    """A note's markdown emphasis and code as HTML (the note is written once, for both pages)."""
+    escaped = html.escape(text)
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)

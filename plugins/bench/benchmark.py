@@ -161,7 +161,7 @@ def staircase_tasks(levels: int) -> list[tuple[str, dict[str, Any]]]:
 
 def staircase_cells(steps: int, levels: int) -> list[Cell]:
     """The bench's staircase members as suite cells, in `_members`' order (the runner samples the data)."""
-    return [Cell(suite="bench", kind="estimation", method=name, method_params={**STAIRCASE, **extra},
+    return [Cell(suite="bench", study="estimation", method=name, method_params={**STAIRCASE, **extra},
                  data=task, data_params=params, seed=seed, n=steps * 64, budget=Budget(steps=steps, batch_size=64),
                  device="cpu", method_label=name, data_label=f"staircase {params['mi']:g}")
             for task, params in staircase_tasks(levels) for seed in STAIRCASE_SEEDS

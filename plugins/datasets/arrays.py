@@ -13,7 +13,7 @@ class ArrayDataset:
     """Items stacked in `inputs` (float32, one item per row) with integer labels and a fixed split."""
 
     name: str
-    kind: Literal["images", "sequences"]
+    items: Literal["images", "sequences"]
     inputs: np.ndarray
     labels: np.ndarray  # int64 in 0..num_classes-1
     splits: dict[str, np.ndarray] = field(default_factory=dict)

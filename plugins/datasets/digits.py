@@ -37,7 +37,7 @@ def load_digits_dataset(test_fraction: float = 0.25, split_seed: int = 0) -> Arr
     labels = bunch.target.astype(np.int64)
     return ArrayDataset(
         name="digits",
-        kind="images",
+        items="images",
         inputs=images,
         labels=labels,
         splits=stratified_split(labels, test_fraction, split_seed),
@@ -74,7 +74,7 @@ def make_digit_sequences(length: int = 8, n_train: int = 2000, n_test: int = 100
     labels = np.concatenate([p[1] for p in parts]).astype(np.int64)
     return ArrayDataset(
         name="digit_sequences",
-        kind="sequences",
+        items="sequences",
         inputs=inputs.astype(np.float32),
         labels=labels,
         splits={"train": np.arange(n_train), "test": np.arange(n_train, n_train + n_test)},

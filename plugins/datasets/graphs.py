@@ -1,7 +1,9 @@
 """Graph datasets: Planetoid citation graphs for DGI, TU graph-classification sets for InfoGraph.
 
 Everything is read from the data root (harness.dataroot): planetoid/<name>/raw/ind.<name>.* and
-tu/<NAME>/<NAME>_*.txt, in the formats their authors publish. Nothing is downloaded.
+tu/<NAME>/<NAME>_*.txt, in the formats their authors publish. Loading never downloads; this plugin
+also adds `mi-harness data fetch / check` (plugins.datasets.commands), which installs and verifies the
+files of every dataset of this package (these and the UCR series) from their publishers.
 """
 
 from __future__ import annotations
@@ -91,3 +93,11 @@ def register_datasets(register):
             summary=f"{folder} with only a labelled fraction of graphs (semi-supervised; probe on the rest)",
             params=SemiSupervisedParams, build=_tu_semi(folder), cite=TU_CITE,
         ))
+
+
+@hookimpl
+def register_commands(cli):
+    """`mi-harness data fetch / check` for the datasets of plugins.datasets.sources."""
+    from plugins.datasets.commands import data
+
+    cli.add_command(data)

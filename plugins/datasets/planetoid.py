@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from harness.dataroot import dataset_path
 from harness.errors import UserError
 from plugins.datasets.safe_pickle import safe_load
+from plugins.datasets.sources import fetch_hint
 
 PARTS = ("x", "y", "tx", "ty", "allx", "ally", "graph")
 VALIDATION_SIZE = 500
@@ -27,7 +28,7 @@ VALIDATION_SIZE = 500
 
 @dataclass
 class NodeGraph:
-    """One graph whose nodes are the items (kind "graph")."""
+    """One graph whose nodes are the items (items "graph")."""
 
     name: str
     features: np.ndarray  # nodes x features, float32
@@ -35,7 +36,7 @@ class NodeGraph:
     labels: np.ndarray  # int64, -1 where a node has no label
     splits: dict[str, np.ndarray]
     evaluation: str = "logistic_repeats"
-    kind: Literal["graph"] = "graph"
+    items: Literal["graph"] = "graph"
     num_classes: int = 0
     meta: dict[str, object] = field(default_factory=dict)
 
@@ -59,15 +60,16 @@ def _test_index(path: Path) -> np.ndarray:
 
 
 def load_planetoid(name: str, root_parts: tuple[str, ...] = ("planetoid",)) -> NodeGraph:
-    folder = dataset_path(*root_parts, name, "raw")
-    files = {part: dataset_path(*root_parts, name, "raw", f"ind.{name}.{part}") for part in PARTS}
+    hint = fetch_hint(*root_parts, name)
+    folder = dataset_path(*root_parts, name, "raw", install_hint=hint)
+    files = {part: dataset_path(*root_parts, name, "raw", f"ind.{name}.{part}", install_hint=hint) for part in PARTS}
     raw = {part: safe_load(path) for part, path in files.items()}
     arrays = {p: _matrix(raw[p], files[p]) for p in PARTS[:-1]}
     x, y, tx, ty, allx, ally = (arrays[p] for p in PARTS[:-1])
     graph = raw["graph"]
     if not isinstance(graph, dict):
         raise UserError(f"{files['graph']}: expected a dict of adjacency lists, found {type(graph).__name__}.")
-    test_index = _test_index(dataset_path(*root_parts, name, "raw", f"ind.{name}.test.index"))
+    test_index = _test_index(dataset_path(*root_parts, name, "raw", f"ind.{name}.test.index", install_hint=hint))
 
     for a, b in (("x", "y"), ("tx", "ty"), ("allx", "ally")):
         if arrays[a].shape[0] != arrays[b].shape[0]:

@@ -18,18 +18,19 @@ import numpy as np
 from harness.api import Graph
 from harness.dataroot import dataset_path
 from harness.errors import UserError
+from plugins.datasets.sources import fetch_hint
 
 
 @dataclass
 class GraphSet:
-    """A set of small graphs, each one an item (kind "graphs")."""
+    """A set of small graphs, each one an item (items "graphs")."""
 
     name: str
     graphs: list[Graph]
     labels: np.ndarray  # int64 in 0..num_classes-1
     splits: dict[str, np.ndarray] = field(default_factory=dict)
     evaluation: str = "svm_kfold_unscaled"
-    kind: Literal["graphs"] = "graphs"
+    items: Literal["graphs"] = "graphs"
     num_classes: int = 0
     feature_source: str = ""
 
@@ -56,11 +57,12 @@ def _one_hot(values: np.ndarray, width: int) -> np.ndarray:
 
 
 def load_tu(name: str, root_parts: tuple[str, ...] = ("tu",)) -> GraphSet:
-    folder = dataset_path(*root_parts, name)
-    edges = _integers(dataset_path(*root_parts, name, f"{name}_A.txt"), 2) - 1
-    indicator_path = dataset_path(*root_parts, name, f"{name}_graph_indicator.txt")
+    hint = fetch_hint(*root_parts, name)
+    folder = dataset_path(*root_parts, name, install_hint=hint)
+    edges = _integers(dataset_path(*root_parts, name, f"{name}_A.txt", install_hint=hint), 2) - 1
+    indicator_path = dataset_path(*root_parts, name, f"{name}_graph_indicator.txt", install_hint=hint)
     graph_of = _integers(indicator_path, 1) - 1
-    labels_path = dataset_path(*root_parts, name, f"{name}_graph_labels.txt")
+    labels_path = dataset_path(*root_parts, name, f"{name}_graph_labels.txt", install_hint=hint)
     raw_labels = _integers(labels_path, 1)
 
     nodes, count = graph_of.size, raw_labels.size

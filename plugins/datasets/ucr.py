@@ -14,6 +14,7 @@ import numpy as np
 from harness.dataroot import dataset_path
 from harness.errors import UserError
 from plugins.datasets.arrays import ArrayDataset
+from plugins.datasets.sources import fetch_hint
 
 
 def read_ucr_tsv(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -53,8 +54,9 @@ def read_ucr_tsv(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_ucr(name: str) -> ArrayDataset:
-    train_path = dataset_path("ucr", name, f"{name}_TRAIN.tsv")
-    test_path = dataset_path("ucr", name, f"{name}_TEST.tsv")
+    hint = fetch_hint("ucr", name)
+    train_path = dataset_path("ucr", name, f"{name}_TRAIN.tsv", install_hint=hint)
+    test_path = dataset_path("ucr", name, f"{name}_TEST.tsv", install_hint=hint)
     train_labels, train_series = read_ucr_tsv(train_path)
     test_labels, test_series = read_ucr_tsv(test_path)
     if train_series.shape[1] != test_series.shape[1]:
@@ -71,7 +73,7 @@ def load_ucr(name: str) -> ArrayDataset:
     n_train = len(train_labels)
     return ArrayDataset(
         name=f"ucr_{name.lower()}",
-        kind="sequences",
+        items="sequences",
         inputs=inputs,
         labels=labels.astype(np.int64),
         splits={"train": np.arange(n_train), "test": np.arange(n_train, len(labels))},

@@ -1,7 +1,8 @@
 """Images and series for DIM and CPC: sklearn's 8x8 digits, digit sequences, UCR Trace/GunPoint/Coffee.
 
 Digits ship with scikit-learn; the UCR series are read from the data root (ucr/NAME/NAME_TRAIN.tsv
-and NAME_TEST.tsv, the archive's own format and split). Nothing is downloaded.
+and NAME_TEST.tsv, the archive's own format and split). Loading never downloads: `mi-harness data
+fetch ucr_trace` (added by plugins.datasets.graphs) installs them.
 """
 
 from __future__ import annotations

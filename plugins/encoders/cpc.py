@@ -59,24 +59,24 @@ class CPCModel(nn.Module):
         return torch.stack(values)
 
 
-def readout(model: CPCModel, x: Tensor, kind: str) -> Tensor:
+def readout(model: CPCModel, x: Tensor, how: str) -> Tensor:
     z, c = model.encode(x)
-    if kind == "context_last":
+    if how == "context_last":
         return c[:, -1]
-    if kind == "context_mean":
+    if how == "context_mean":
         return c.mean(1)
-    if kind == "encoder_mean":
+    if how == "encoder_mean":
         return z.mean(1)
     return torch.cat([c[:, -1], c.mean(1), z.mean(1)], dim=1)
 
 
 def _check_inputs(dataset: Any, window: int, steps_ahead: int) -> np.ndarray:
     inputs = getattr(dataset, "inputs", None)
-    kind = getattr(dataset, "kind", "?")
-    if inputs is None or kind != "sequences" or np.ndim(inputs) not in (3, 5):
+    items = getattr(dataset, "items", "?")
+    if inputs is None or items != "sequences" or np.ndim(inputs) not in (3, 5):
         raise UserError(
             "CPC reads sequences from a dataset's `inputs`: series N x C x L or sequences of images "
-            f"N x T x C x H x W; this dataset is of kind {kind!r} with inputs of shape "
+            f"N x T x C x H x W; this dataset's items are {items!r}, with inputs of shape "
             f"{getattr(inputs, 'shape', None)}."
         )
     steps = inputs.shape[-1] // window if np.ndim(inputs) == 3 else inputs.shape[1]

@@ -59,8 +59,9 @@ class DGI:
         self.params = params
 
     def fit(self, dataset, budget: Budget, device: str, seed: int) -> Embeddings:
-        if getattr(dataset, "kind", None) != "graph":
-            raise UserError(f"DGI encodes the nodes of one graph (dataset kind 'graph'), got {dataset.kind!r}.")
+        if getattr(dataset, "items", None) != "graph":
+            raise UserError(f"DGI encodes the nodes of one graph (dataset items 'graph'), got items "
+                            f"{getattr(dataset, 'items', None)!r}.")
         p = self.params
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)

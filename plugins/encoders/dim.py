@@ -67,11 +67,11 @@ class DIMModel(nn.Module):
 
 def _check_inputs(dataset: Any) -> np.ndarray:
     inputs = getattr(dataset, "inputs", None)
-    kind = getattr(dataset, "kind", "?")
-    if inputs is None or kind not in ("images", "sequences") or np.ndim(inputs) not in (3, 4):
+    items = getattr(dataset, "items", "?")
+    if inputs is None or items not in ("images", "sequences") or np.ndim(inputs) not in (3, 4):
         raise UserError(
             f"DIM reads images (N x C x H x W) or series (N x C x L) from a dataset's `inputs`; "
-            f"this dataset is of kind {kind!r} with inputs of shape {getattr(inputs, 'shape', None)}."
+            f"this dataset's items are {items!r}, with inputs of shape {getattr(inputs, 'shape', None)}."
         )
     return np.ascontiguousarray(inputs, dtype=np.float32)
 

@@ -1,4 +1,4 @@
-"""Deep InfoMax and CPC encoders, and the raw-input baseline that serves every dataset kind.
+"""Deep InfoMax and CPC encoders, and the raw-input baseline that serves every dataset.
 
 Both train on the dataset's train split only (labels unused), in shuffled batches of `batch_size`
 (capped at the split's size; a ragged last batch is dropped because every bound depends on B).

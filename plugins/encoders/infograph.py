@@ -68,8 +68,8 @@ class InfoGraphModel(nn.Module):
 
 
 def check_graphs(dataset, method: str) -> None:
-    if getattr(dataset, "kind", None) != "graphs":
-        raise UserError(f"{method} encodes whole graphs (dataset kind 'graphs'), got {dataset.kind!r}.")
+    if getattr(dataset, "items", None) != "graphs":
+        raise UserError(f"{method} encodes whole graphs (dataset items 'graphs'), got items {getattr(dataset, 'items', None)!r}.")
 
 
 class InfoGraph:

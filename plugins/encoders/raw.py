@@ -1,4 +1,4 @@
-"""The raw-input baseline: the dataset's own items as features, for every dataset kind."""
+"""The raw-input baseline: the dataset's own items as features, whatever its items are."""
 
 from __future__ import annotations
 
@@ -11,19 +11,19 @@ from harness.errors import UserError
 
 
 def raw_features(dataset: Any) -> np.ndarray:
-    kind = getattr(dataset, "kind", None)
-    if kind in ("images", "sequences"):
+    items = getattr(dataset, "items", None)
+    if items in ("images", "sequences"):
         inputs = np.asarray(dataset.inputs, dtype=np.float32)
         return inputs.reshape(len(inputs), -1)
-    if kind == "graph":
+    if items == "graph":
         features = dataset.features
         if hasattr(features, "toarray"):  # scipy.sparse bag-of-words
             features = features.toarray()
         return np.asarray(features, dtype=np.float32)
-    if kind == "graphs":
+    if items == "graphs":
         # Sum pooling: the readout of GIN / InfoGraph, so the baseline sees the same counts they do.
         return np.stack([np.asarray(nodes, dtype=np.float32).sum(0) for nodes, _edges in dataset.graphs])
-    raise UserError(f"the raw baseline knows dataset kinds images, sequences, graph and graphs, not {kind!r}.")
+    raise UserError(f"the raw baseline knows dataset items images, sequences, graph and graphs, not {items!r}.")
 
 
 class RawInput:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from plugins.divergences import Divergence, divergence
+from plugins.estimators.divergences import Divergence, divergence
 
 _GAN_JS = divergence("gan_js")
 

@@ -6,10 +6,12 @@ project's AMD Zen 5) oneDNN multiplies twice as fast: 234 against 105 GFLOP/s on
 1024^3. oneDNN has no batched float32 matmul in torch, so it runs one call per group member, and a
 call costs about 20 us: only layers with enough work per member gain.
 
-`MI_HARNESS_CPU_GEMM` chooses: `auto` (the default) times both kernels once per process and takes
-oneDNN where it is clearly the faster (a wider instruction set, not noise); `torch` or `onednn`
-pins the choice. The choice never depends on the group size, so a member's numbers are the same
-bits alone and in a group.
+`MI_HARNESS_CPU_GEMM` chooses: `auto` (the default) takes oneDNN exactly where MKL leaves speed
+behind, on a CPU with AVX-512 that is not Intel's; `torch` or `onednn` pins the choice. The rule
+reads the machine, never a timing, so every process on one machine makes the same choice and the
+same seed gives the same bits in every run (a timed choice flipped between processes under load).
+The choice never depends on the group size, so a member's numbers are the same bits alone and in
+a group.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from plugins.estimators.gemm_choice import chosen_by_user
 # rows x in x out of one member's product; smaller ones ran slower through oneDNN one member at a
 # time than through one batched matmul (measured at 1M, faster from 4M: 64 x 256 x 256 gains 1.4x).
 MIN_WORK = 2**21
-# A wider instruction set gives about 2x; kernels of one width differ by far less.
-CLEAR_WIN = 1.5
 
 
 def onednn_available() -> bool:
@@ -57,11 +57,27 @@ def onednn_chosen() -> bool:
         raise UserError("MI_HARNESS_CPU_GEMM=onednn, but this torch build has no oneDNN; use 'torch' or 'auto'.")
     if choice != "auto":
         return choice == "onednn"
-    return onednn_available() and onednn_speedup() >= CLEAR_WIN
+    return onednn_available() and cpu_capability() == "AVX512" and cpu_vendor() not in ("GenuineIntel", "")
+
+
+def cpu_capability() -> str:
+    """The widest instruction set torch's own CPU kernels use here: "AVX512", "AVX2", ..."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
+@functools.cache
+def cpu_vendor() -> str:
+    """The CPU's vendor id ("AuthenticAMD", "GenuineIntel"), or "" where /proc/cpuinfo does not say."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next((line.split(":", 1)[1].strip() for line in info if line.startswith("vendor_id")), "")
+    except OSError:
+        return ""
 
 
 def onednn_speedup(size: int = 512, repeats: int = 5) -> float:
-    """How many times faster oneDNN multiplies two size x size float32 matrices than torch's matmul."""
+    """How many times faster oneDNN multiplies two size x size float32 matrices than torch's matmul
+    (`mi-harness bench` reports it; the kernel choice does not use it)."""
     generator = torch.Generator().manual_seed(0)  # the global generator seeds training: leave it alone
     a, b = (torch.randn(size, size, generator=generator) for _ in range(2))
     return _best_time(lambda: a @ b.T, repeats) / _best_time(lambda: linear(a, b, None), repeats)

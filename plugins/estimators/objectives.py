@@ -9,13 +9,21 @@ them. Every rule is built from `plugins.estimators.bounds`; none writes a bound 
 from __future__ import annotations
 
 import math
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 from harness.errors import UserError
-from plugins.divergences import Divergence
 from plugins.estimators import bounds
+from plugins.estimators.divergences import Divergence
+
+
+@runtime_checkable
+class Capped(Protocol):
+    """An objective whose reported value cannot exceed a known function of the batch size it is valued on."""
+
+    def cap_nats(self, batch: int) -> float | None: ...
 
 
 def _maximise(objective: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
@@ -30,6 +38,10 @@ def _baseline_mlp(dim_y: int, hidden: int) -> nn.Module:
 
 class InfoNCE(nn.Module):
     """Maximise InfoNCE and report it (van den Oord et al. 2018); capped at log B."""
+
+    def cap_nats(self, batch: int) -> float:
+        """The most a batch of `batch` pairs can report: log B."""
+        return math.log(batch)
 
     def forward(self, scores: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         bound = bounds.infonce_bound(scores)
@@ -118,6 +130,12 @@ class Interpolated(nn.Module):
         self.alpha = alpha
         self.log_baseline = _baseline_mlp(dim_y, hidden)
 
+    def cap_nats(self, batch: int) -> float | None:
+        """log(B - 1) at alpha = 1, 1 + log((B - 1) / alpha) between; uncapped at alpha = 0 (TUBA)."""
+        if self.alpha == 0.0:
+            return None
+        return math.log(batch - 1) if self.alpha == 1.0 else 1.0 + math.log((batch - 1) / self.alpha)
+
     def forward(self, scores: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         bound = bounds.interpolated_bound(scores.mT, self.log_baseline(y).squeeze(-1), self.alpha)
         return _maximise(bound, bound)
@@ -149,4 +167,4 @@ class FGAN(nn.Module):
         return _maximise(bound, bound)
 
 
-__all__ = ["FGAN", "JS", "MINE", "NCE", "NWJ", "SMILE", "TUBA", "InfoNCE", "Interpolated"]
+__all__ = ["FGAN", "Capped", "JS", "MINE", "NCE", "NWJ", "SMILE", "TUBA", "InfoNCE", "Interpolated"]

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from harness import EstimatorSpec, Params, hookimpl
-from plugins.divergence_names import DIVERGENCE_NAMES
+from plugins.estimators.divergence_names import DIVERGENCE_NAMES
 from plugins.estimators.gemm_choice import chosen_by_user
 
 Activation = Literal["relu", "elu", "leaky_relu", "tanh"]

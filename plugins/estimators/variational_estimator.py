@@ -16,9 +16,9 @@ from torch import nn
 from harness import Budget, Estimate, Params
 from harness.errors import UserError
 from harness.training import Checkpoints, heldout_start, train_critics
-from plugins.divergences import divergence, target_name
 from plugins.estimators import objectives
 from plugins.estimators.critics import CRITICS, TwoSampleCritic, stack_critics
+from plugins.estimators.divergences import divergence, target_name
 from plugins.estimators.marginals import gaussianize
 from plugins.estimators.variational import (
     BaselineParams,
@@ -127,7 +127,21 @@ def _fit_group(members: Sequence[Member], budget: Budget, device: str, critic_cl
     unsorted: list[Estimate | Exception] = [None] * len(members)  # type: ignore[list-item]
     for position, g in enumerate(order):
         unsorted[g] = results[position]
+    valued_on = _valuing_batch(len(members[0][1]), budget, p)
+    for (_, objective), result in zip(built, unsorted, strict=True):
+        cap = objective.cap_nats(valued_on) if isinstance(objective, objectives.Capped) else None
+        if isinstance(result, Estimate) and cap is not None:
+            # The report draws this line for this estimator only: the core names no bound.
+            result.diagnostics["cap_nats"] = cap
     return unsorted
+
+
+def _valuing_batch(n: int, budget: Budget, params: CriticParams) -> int:
+    """How many pairs each batch value behind the estimate saw: the training batch when streaming or
+    valuing the last critic; the value batch (or the whole held-out half) when a checkpoint is chosen."""
+    if not params.checkpoint_every:
+        return budget.batch_size
+    return min(params.value_batch or n, n - heldout_start(n, budget))
 
 
 # One builder per registered name. Each objective factory is a lambda of its own builder, so

@@ -13,45 +13,43 @@ _MODULE = "plugins.tasks"
 @hookimpl
 def register_tasks(register):
     """Every built-in task; transforms compose on any registered MI task through their `base` field."""
-    from plugins.tasks import gaussian, transforms
+    from plugins.tasks import params as p
 
     def add(name: str, summary: str, params, build: str, cite: str) -> None:
         register(TaskSpec(name=name, summary=summary, params=params, build=build, cite=cite))
 
     add("gaussian", "correlated Gaussian pairs (X_i, Y_i) with a chosen total MI; closed form",
-        gaussian.GaussianParams, f"{_MODULE}.gaussian:build_gaussian", POOLE)
+        p.GaussianParams, f"{_MODULE}.gaussian:build_gaussian", POOLE)
     add("staircase", "Poole et al.'s 20-d correlated Gaussian at one MI level; closed form",
-        gaussian.StaircaseParams, f"{_MODULE}.gaussian:build_staircase", POOLE)
+        p.StaircaseParams, f"{_MODULE}.gaussian:build_staircase", POOLE)
     add("staircase_cubic", "the staircase with y <- y^3 (same MI); closed form",
-        transforms.StaircaseCubicParams, f"{_MODULE}.transforms:build_staircase_cubic", POOLE)
+        p.StaircaseCubicParams, f"{_MODULE}.transforms:build_staircase_cubic", POOLE)
     add("multinormal_dense", "Gaussian with every off-diagonal correlation equal; closed form",
-        gaussian.DenseParams, f"{_MODULE}.gaussian:build_dense", BEYOND_NORMAL)
+        p.DenseParams, f"{_MODULE}.gaussian:build_dense", BEYOND_NORMAL)
     add("multinormal_sparse", "Gaussian with `pairs` interacting (X_i, Y_i) pairs; closed form",
-        gaussian.SparseParams, f"{_MODULE}.gaussian:build_sparse", BEYOND_NORMAL)
+        p.SparseParams, f"{_MODULE}.gaussian:build_sparse", BEYOND_NORMAL)
     add("high_mi", "independent strongly correlated Gaussian pairs (high total MI); closed form",
-        gaussian.HighMIParams, f"{_MODULE}.gaussian:build_high_mi", BEYOND_NORMAL)
-    for name, (summary, params) in transforms.TRANSFORMS.items():
+        p.HighMIParams, f"{_MODULE}.gaussian:build_high_mi", BEYOND_NORMAL)
+    for name, (summary, params) in p.TRANSFORMS.items():
         add(name, f"{summary}; MI of the base task", params, f"{_MODULE}.transforms:build_{name}", BEYOND_NORMAL)
 
-    from plugins.tasks import divergence_pairs, low_dimensional, mixtures, student
-
     add("student_t", "multivariate Student-t, sparse dispersion; closed form from entropies",
-        student.StudentParams, f"{_MODULE}.student:build_student", BEYOND_NORMAL)
+        p.StudentParams, f"{_MODULE}.student:build_student", BEYOND_NORMAL)
     add("additive_uniform", "X ~ U(0,1), Y = X + U(-eps, eps); closed form",
-        low_dimensional.AdditiveUniformParams, f"{_MODULE}.low_dimensional:build_additive_uniform", BEYOND_NORMAL)
+        p.AdditiveUniformParams, f"{_MODULE}.low_dimensional:build_additive_uniform", BEYOND_NORMAL)
     add("discrete_continuous", "X uniform on k classes, Y | X ~ N(spacing X, sigma^2); 1-D quadrature",
-        low_dimensional.DiscreteContinuousParams, f"{_MODULE}.low_dimensional:build_discrete_continuous",
+        p.DiscreteContinuousParams, f"{_MODULE}.low_dimensional:build_discrete_continuous",
         BEYOND_NORMAL)
     add("mixture_x", "1x1 mixture of two Gaussians correlated +rho and -rho (an X); Monte Carlo",
-        mixtures.XParams, f"{_MODULE}.mixtures:build_x", MIXTURES)
+        p.XParams, f"{_MODULE}.mixtures:build_x", MIXTURES)
     add("mixture_ai", "1x1 six-Gaussian mixture drawing the letters AI; Monte Carlo",
         NoParams, f"{_MODULE}.mixtures:build_ai", MIXTURES)
     add("galaxy", "2x1 two-ball Gaussian mixture with X spiralled; Monte Carlo",
-        mixtures.GalaxyParams, f"{_MODULE}.mixtures:build_galaxy", MIXTURES)
+        p.GalaxyParams, f"{_MODULE}.mixtures:build_galaxy", MIXTURES)
     add("concentric_gaussians", "dim_x x 1 concentric isotropic Gaussians tagged by Y; Monte Carlo",
-        mixtures.ConcentricParams, f"{_MODULE}.mixtures:build_concentric", MIXTURES)
+        p.ConcentricParams, f"{_MODULE}.mixtures:build_concentric", MIXTURES)
     add("multinormal_sparse_inliers", "multinormal_sparse mixed with its product of marginals; Monte Carlo",
-        mixtures.InliersParams, f"{_MODULE}.mixtures:build_inliers", MIXTURES)
+        p.InliersParams, f"{_MODULE}.mixtures:build_inliers", MIXTURES)
     add("gaussian_pair", "divergence task: P = N(0, I), Q = N(shift, ratio^2 I); closed forms, else MC",
-        divergence_pairs.GaussianPairParams, f"{_MODULE}.divergence_pairs:build_gaussian_pair",
+        p.GaussianPairParams, f"{_MODULE}.divergence_pairs:build_gaussian_pair",
         "Nowozin et al. 2016, f-GAN, arXiv:1606.00709")

@@ -44,7 +44,7 @@ class MITask:
     """Base of the MI tasks: subclasses give sample(), log_density_ratio() and, if known,
     the MI in closed form (`exact_mi`) or closed-form f-informations (`closed_form`)."""
 
-    kind: Literal["mi", "divergence"] = "mi"
+    measures: Literal["mi", "divergence"] = "mi"
     name: str
     dim_x: int
     dim_y: int

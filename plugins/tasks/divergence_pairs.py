@@ -5,18 +5,12 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
-from harness.api import GroundTruth, Params
+from harness.api import GroundTruth
 from harness.errors import UserError
 from plugins.tasks import fdiv, gaussian_math
 from plugins.tasks.base import MC_SAMPLES, cached_ground_truth, mc_seed, mean_and_stderr
-
-
-class GaussianPairParams(Params):
-    dim: int = Field(1, ge=1)
-    mean_shift: float = Field(1.0, description="mean of Q in every coordinate (P has mean 0)")
-    scale_ratio: float = Field(1.0, gt=0, description="standard deviation of Q over that of P (P has 1)")
+from plugins.tasks.params import GaussianPairParams
 
 
 class GaussianPairTask:
@@ -25,7 +19,7 @@ class GaussianPairTask:
     Closed forms for KL, reverse KL, Jeffrey, squared Hellinger, Pearson and Neyman chi2
     (+inf where the integral diverges) and alpha-divergences; Monte Carlo under Q otherwise."""
 
-    kind: Literal["mi", "divergence"] = "divergence"
+    measures: Literal["mi", "divergence"] = "divergence"
 
     def __init__(self, params: GaussianPairParams) -> None:
         self.name, self.params = "gaussian_pair", params

@@ -1,6 +1,6 @@
 """The tasks' view of an f-divergence target: a canonical name, alpha, and f evaluated on log ratios.
 
-The f functions come from plugins.divergences (one table of f for the whole project), imported
+The f functions come from plugins.estimators.divergences (one table of f for the whole project), imported
 only when a divergence target is asked for, so listing tasks stays free of torch.
 """
 
@@ -34,13 +34,15 @@ class Target:
 
 
 def resolve(target: str, extra_valid: list[str] | None = None) -> Target:
-    """Parse a target string with plugins.divergences.parse_target; unknown -> UserError naming valid ones."""
-    from plugins.divergences import parse_target  # imports torch: only when a divergence is asked for
+    """Parse a target string with plugins.estimators.divergences.parse_target; unknown -> UserError naming valid ones."""
+    from plugins.estimators.divergences import (
+        parse_target,  # imports torch: only when a divergence is asked for
+    )
 
     try:
         row = parse_target(target)
     except UserError as error:
         if extra_valid:
-            raise UserError(f"{error} A task of kind 'mi' also answers: {', '.join(extra_valid)}.") from error
+            raise UserError(f"{error} An MI task also answers: {', '.join(extra_valid)}.") from error
         raise
     return Target(name=row.name, alpha=row.alpha, label=row.target, f=row.f)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
 
 from harness.api import Params
 from plugins.tasks import gaussian_math
 from plugins.tasks.base import MITask, check
 from plugins.tasks.fdiv import Target
+from plugins.tasks.params import DenseParams, GaussianParams, HighMIParams, SparseParams, StaircaseParams
 
 
 class GaussianTask(MITask):
@@ -63,34 +63,6 @@ def paired_covariance(rhos: np.ndarray, dim_x: int, dim_y: int) -> np.ndarray:
 def rho_for_mi(mi: float, dim: int) -> float:
     """Per-coordinate correlation giving total MI `mi` over `dim` independent pairs (staircase)."""
     return float(np.sqrt(-np.expm1(-2.0 * mi / dim)))
-
-
-class GaussianParams(Params):
-    dim: int = Field(5, ge=1, description="dimension of X and of Y")
-    mi: float = Field(1.0, ge=0, description="mutual information in nats")
-
-
-class StaircaseParams(Params):
-    mi: float = Field(2.0, ge=0, description="MI level in nats (Poole et al. use 2, 4, 6, 8, 10)")
-    dim: int = Field(20, ge=1, description="dimension of X and of Y")
-
-
-class DenseParams(Params):
-    dim_x: int = Field(2, ge=1)
-    dim_y: int = Field(2, ge=1)
-    correlation: float = Field(0.5, gt=-1, lt=1, description="every off-diagonal correlation")
-
-
-class SparseParams(Params):
-    dim_x: int = Field(5, ge=1)
-    dim_y: int = Field(5, ge=1)
-    pairs: int = Field(2, ge=0, description="interacting pairs (X_i, Y_i)")
-    strength: float = Field(2.0, ge=0, description="latent weight; pair correlation s^2 / (1 + s^2)")
-
-
-class HighMIParams(Params):
-    pairs: int = Field(5, ge=1, description="independent correlated pairs (X_i, Y_i)")
-    mi_per_pair: float = Field(4.0, ge=0, description="MI of each pair in nats")
 
 
 def build_gaussian(params: GaussianParams) -> GaussianTask:

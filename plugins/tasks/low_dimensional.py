@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
 from scipy import integrate, special
 
-from harness.api import Params
 from plugins.tasks.base import MITask
-
-
-class AdditiveUniformParams(Params):
-    epsilon: float = Field(0.1, gt=0, description="noise half-width: Y = X + U(-epsilon, epsilon)")
+from plugins.tasks.params import AdditiveUniformParams, DiscreteContinuousParams
 
 
 class AdditiveUniformTask(MITask):
@@ -37,12 +32,6 @@ class AdditiveUniformTask(MITask):
     def exact_mi(self) -> float:
         eps = self.epsilon
         return 1 / (4 * eps) if eps > 0.5 else eps - np.log(2 * eps)
-
-
-class DiscreteContinuousParams(Params):
-    classes: int = Field(4, ge=1, description="X is uniform on {0, ..., classes - 1}")
-    spacing: float = Field(1.0, gt=0, description="distance between the class means of Y")
-    sigma: float = Field(0.5, gt=0, description="standard deviation of Y given X")
 
 
 class DiscreteContinuousTask(MITask):

@@ -7,12 +7,12 @@ everywhere and I = E[log r] by Monte Carlo (>= 1e5 samples, standard error store
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
 from scipy import special
 
 from harness.api import NoParams, Params
 from plugins.tasks import diffeomorphisms as d
 from plugins.tasks.base import MITask
+from plugins.tasks.params import ConcentricParams, GalaxyParams, InliersParams, XParams
 from plugins.tasks.transforms import TransformTask
 
 
@@ -55,20 +55,6 @@ class GaussianMixtureTask(MITask):
         return self._joint.log_density(np.concatenate([x, y], axis=1)) - self._x.log_density(x) - self._y.log_density(y)
 
 
-class XParams(Params):
-    correlation: float = Field(0.9, gt=-1, lt=1, description="correlation of each arm of the X")
-
-
-class GalaxyParams(Params):
-    speed: float = Field(0.5, description="spiral speed applied to the 2-D X")
-    distance: float = Field(3.0, description="distance between the two balls along (1, 1, 1)")
-
-
-class ConcentricParams(Params):
-    dim_x: int = Field(3, ge=1)
-    components: int = Field(3, ge=1, description="component i: X ~ N(0, i^2 I), Y ~ N(i, 1e-4)")
-
-
 def build_x(params: XParams) -> GaussianMixtureTask:
     """Two 1x1 Gaussians with correlations +rho and -rho, overlaid as an X."""
     covariances = [[[1.0, s * params.correlation], [s * params.correlation, 1.0]] for s in (-1, 1)]
@@ -99,14 +85,6 @@ def build_concentric(params: ConcentricParams) -> GaussianMixtureTask:
     covariances = [np.diag([i**2] * params.dim_x + [1e-4]) for i in scales]
     return GaussianMixtureTask("concentric_gaussians", params, np.ones(len(scales)), means, covariances,
                                dim_x=params.dim_x)
-
-
-class InliersParams(Params):
-    dim_x: int = Field(5, ge=1)
-    dim_y: int = Field(5, ge=1)
-    pairs: int = Field(2, ge=0, description="interacting pairs of the signal (as multinormal_sparse)")
-    strength: float = Field(2.0, ge=0)
-    inlier_fraction: float = Field(0.2, ge=0, le=1, description="share of samples from P_X P_Y (no signal)")
 
 
 def build_inliers(params: InliersParams) -> GaussianMixtureTask:

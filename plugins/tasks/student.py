@@ -6,12 +6,11 @@ Built from entropies (MATH.md); the closed form printed by Arellano-Valle et al.
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
 from scipy import special
 
-from harness.api import Params
 from plugins.tasks.base import MITask
 from plugins.tasks.gaussian import sparse_correlation
+from plugins.tasks.params import StudentParams
 
 
 def standard_t_entropy(k: int, dof: float) -> float:
@@ -26,14 +25,6 @@ def t_log_density(z: np.ndarray, precision: np.ndarray, logdet: float, dof: floa
     quadratic = np.einsum("ni,ij,nj->n", z, precision, z)
     return (special.gammaln((dof + k) / 2) - special.gammaln(dof / 2) - (k / 2) * np.log(dof * np.pi)
             - 0.5 * logdet - ((dof + k) / 2) * np.log1p(quadratic / dof))
-
-
-class StudentParams(Params):
-    dim_x: int = Field(2, ge=1)
-    dim_y: int = Field(2, ge=1)
-    dof: float = Field(3.0, gt=0, description="degrees of freedom")
-    pairs: int = Field(2, ge=0, description="interacting pairs in the dispersion (as multinormal_sparse)")
-    strength: float = Field(2.0, ge=0, description="dispersion pair correlation s^2 / (1 + s^2)")
 
 
 class StudentTask(MITask):

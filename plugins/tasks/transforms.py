@@ -9,33 +9,17 @@ ground truth is the base task's; the log density ratio is the base ratio at the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from harness.api import GroundTruth, Params
 from plugins.tasks import diffeomorphisms as d
 from plugins.tasks.base import MITask, check
-
-Side = Literal["x", "y", "both"]
-
-
-def _default_base() -> dict[str, Any]:
-    return {"name": "multinormal_sparse", "params": {}}
-
-
-class TransformParams(Params):
-    base: dict[str, Any] = Field(default_factory=_default_base, description='{"name": task, "params": {...}}')
-    apply_to: Side = "both"
-
-
-class SpiralParams(TransformParams):
-    speed: float = Field(0.5, description="rotation angle per unit of squared norm")
-
-
-class SwissRollParams(TransformParams):
-    apply_to: Side = "x"
+from plugins.tasks.params import (
+    StaircaseCubicParams,
+    TransformParams,
+)
 
 
 class TransformTask(MITask):
@@ -44,8 +28,9 @@ class TransformTask(MITask):
     def __init__(self, name: str, params: Params, base: MITask,
                  on_x: d.Diffeomorphism | None, on_y: d.Diffeomorphism | None) -> None:
         super().__init__(name, params)
-        check(getattr(base, "kind", None) == "mi",
-              f"{name}: the base task must be an MI task (kind 'mi'), got kind {getattr(base, 'kind', None)!r}.")
+        check(getattr(base, "measures", None) == "mi",
+              f"{name}: the base task must be an MI task (measures 'mi'), got one that measures "
+              f"{getattr(base, 'measures', None)!r}.")
         self.base, self.on_x, self.on_y = base, on_x, on_y
         self.dim_x = on_x.out_dim(base.dim_x) if on_x else base.dim_x
         self.dim_y = on_y.out_dim(base.dim_y) if on_y else base.dim_y
@@ -99,21 +84,6 @@ build_spiral = _builder("spiral", lambda p, side: d.Spiral(speed=p.speed))
 build_swissroll = _builder("swissroll", lambda p, side: d.SwissRoll())
 build_bimodal = _builder("bimodal", lambda p, side: d.BIMODAL_X if side == "x" else d.BIMODAL_Y)
 
-TRANSFORMS: dict[str, tuple[str, type[TransformParams]]] = {
-    "half_cube": ("x -> x sqrt|x| on each coordinate", TransformParams),
-    "cube": ("x -> x^3 on each coordinate", TransformParams),
-    "asinh": ("x -> asinh(x) on each coordinate (heavy tails shrunk)", TransformParams),
-    "normal_cdf": ("x -> Phi(x) on each coordinate (uniform margins for a Gaussian base)", TransformParams),
-    "wiggly": ("x -> x + sum of small sines (Beyond Normal's wiggly maps)", TransformParams),
-    "spiral": ("rotate the first two coordinates by speed * |x|^2", SpiralParams),
-    "swissroll": ("embed the first coordinate as a swiss roll: d dims -> d + 1", SwissRollParams),
-    "bimodal": ("x -> F^-1(Phi(x)), F a two-component Gaussian mixture CDF", TransformParams),
-}
-
-
-class StaircaseCubicParams(Params):
-    mi: float = Field(2.0, ge=0, description="MI level in nats")
-    dim: int = Field(20, ge=1, description="dimension of X and of Y")
 
 
 def build_staircase_cubic(params: StaircaseCubicParams) -> TransformTask:

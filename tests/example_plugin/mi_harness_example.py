@@ -45,7 +45,7 @@ class GaussianParams(Params):
 class ExampleGaussian:
     """Standard Gaussians X, Y with correlation rho between X_i and Y_i: I = -dim/2 log(1 - rho^2)."""
 
-    kind = "mi"
+    measures = "mi"
 
     def __init__(self, params: GaussianParams):
         self.rho = params.rho

@@ -17,7 +17,7 @@ class FaultyTaskParams(Params):
 class FaultyGaussian:
     """One correlated Gaussian pair, I = -1/2 log(1 - rho^2); can fail while sampling."""
 
-    kind = "mi"
+    measures = "mi"
     dim_x = dim_y = 1
 
     def __init__(self, params: FaultyTaskParams):

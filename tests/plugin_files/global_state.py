@@ -29,7 +29,7 @@ class RequiredParams(Params):
 class OnlyMI:
     """A 1-d Gaussian pair that knows its MI and declines every other target."""
 
-    kind = "mi"
+    measures = "mi"
     dim_x = dim_y = 1
 
     def __init__(self, params):

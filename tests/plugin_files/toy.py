@@ -16,7 +16,7 @@ class ToyTaskParams(Params):
 class ToyGaussian:
     """Bivariate Gaussian with correlation rho per dimension: I = -dim/2 log(1 - rho^2)."""
 
-    kind = "mi"
+    measures = "mi"
 
     def __init__(self, params: ToyTaskParams):
         self.params = params

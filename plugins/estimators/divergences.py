@@ -19,7 +19,7 @@ from scipy.special import xlogy
 from torch import Tensor
 
 from harness.errors import UserError, unknown_name
-from plugins.divergence_names import DIVERGENCE_NAMES
+from plugins.estimators.divergence_names import DIVERGENCE_NAMES
 
 ArrayFn = Callable[[np.ndarray], np.ndarray]
 TensorFn = Callable[[Tensor], Tensor]

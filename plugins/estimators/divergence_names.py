@@ -1,4 +1,4 @@
-"""The names of the f-divergence table's rows (plugins.divergences), without torch.
+"""The names of the f-divergence table's rows (plugins.estimators.divergences), without torch.
 
 Parameters that choose a row (the f-GAN estimator's `divergence`) list these when they are
 registered, which must stay cheap; the rows themselves are torch and live in divergences.py.
