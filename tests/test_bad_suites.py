@@ -5,6 +5,7 @@ The message must name the file, the field and the expectation, and the CLI must 
 as one message with exit code 2, never a traceback. Data-root problems likewise.
 """
 
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from harness.errors import UserError
 from harness.suite import load
 
 CORPUS = sorted((Path(__file__).parent / "data" / "bad_suites").glob("*.toml"))
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(os.environ["MI_HARNESS_DATA_ROOT"])  # the data root; conftest.py defaults it to ../shared/data
 # A handful run through a fresh interpreter as a user would; the whole corpus runs through main() in-process.
 THROUGH_A_SUBPROCESS = ("toml_syntax_error", "unknown_suite_key")
 
