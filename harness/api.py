@@ -21,9 +21,10 @@ NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"  # registry names, suite names and run name
 
 
 class Params(BaseModel):
-    """Base of every plugin's parameters: unknown keys are errors, defaults are visible."""
+    """Base of every plugin's parameters: unknown keys are errors, defaults are visible, and no
+    float may be NaN or infinite (`lr = inf`, `mi = nan` are refused when the suite or call is read)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @classmethod
     def choices(cls, name: str) -> list[Any]:
@@ -139,6 +140,14 @@ class TwoSampleEstimator(Protocol):
     target: str
 
     def fit_divergence(self, p: np.ndarray, q: np.ndarray, budget: Budget, device: str, seed: int) -> Estimate: ...
+
+
+@runtime_checkable
+class ChecksItsBudget(Protocol):
+    """An estimator that can tell at load, before any cell runs, that n samples cannot serve a budget
+    (e.g. fewer samples than two batches); the suite then refuses to start, with this sentence."""
+
+    def budget_problem(self, n: int, budget: Budget) -> str | None: ...
 
 
 Member = tuple[Any, np.ndarray, np.ndarray, int]

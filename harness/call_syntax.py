@@ -11,22 +11,24 @@ import re
 from typing import Any
 
 from harness import registry
-from harness.api import NAME_PATTERN, PluginKind
-from harness.errors import UserError
+from harness.api import NAME_PATTERN, PluginKind, Spec
+from harness.errors import UserError, shorten
 
 MAX_TEXT = 10_000  # longer is not a reference someone wrote by hand
+MAX_NAME = 100  # longer is no registered name: refused before a did-you-mean would echo it
 
 
 def parse_reference(text: str, kind: PluginKind, where: str) -> tuple[str, dict[str, Any]]:
     """'half_cube(gaussian(dim=5, mi=1.0))' -> ('half_cube', {'base': {'name': 'gaussian', ...}})."""
-    if re.fullmatch(NAME_PATTERN, text):
-        return text, {}
     if len(text) > MAX_TEXT:
         raise UserError(f"{where}: a name or call of {len(text)} characters (starting {text[:40]!r}) is too long; "
                         f"at most {MAX_TEXT}.")
+    if re.fullmatch(NAME_PATTERN, text):
+        _registered(kind, text, where)
+        return text, {}
     try:
         node = ast.parse(text, mode="eval").body
-    except (SyntaxError, RecursionError, MemoryError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: a NUL, or a too long integer
         raise UserError(f"{where}: {_shown(text)} is neither a plugin name nor a call like name(arg=value).") from None
     try:
         reference = _call(node, kind, where, text)
@@ -37,12 +39,12 @@ def parse_reference(text: str, kind: PluginKind, where: str) -> tuple[str, dict[
 
 def _call(node: ast.AST, kind: PluginKind, where: str, text: str) -> dict[str, Any]:
     if isinstance(node, ast.Name):
-        registry.get(kind, node.id, where)
+        _registered(kind, node.id, where)
         return {"name": node.id, "params": {}}
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
         raise UserError(f"{where}: cannot read {_shown(text)}: expected name(arg, key=value, ...).")
     name = node.func.id
-    spec = registry.get(kind, name, where)
+    spec = _registered(kind, name, where)
     fields = list(spec.params.model_fields)
     if any(isinstance(arg, ast.Starred) for arg in node.args) or any(kw.arg is None for kw in node.keywords):
         raise UserError(f"{where}: {_shown(text)} unpacks arguments with * or **; write each one as key=value.")
@@ -65,6 +67,12 @@ def _value(node: ast.AST, kind: PluginKind, where: str, text: str) -> Any:
         raise UserError(f"{where}: {_shown(ast.unparse(node))} in {_shown(text)} is not a literal value.") from None
 
 
+def _registered(kind: PluginKind, name: str, where: str) -> Spec:
+    if len(name) > MAX_NAME:
+        raise UserError(f"{where}: {_shown(name)} is no registered {kind}: names have at most {MAX_NAME} characters.")
+    return registry.get(kind, name, where)
+
+
 def _shown(text: str, limit: int = 80) -> str:
     """The text quoted, or its start and its length when it is long."""
-    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+    return shorten(text, limit)

@@ -27,7 +27,7 @@ from harness.api import (
     GroupedTwoSampleEstimator,
     TwoSampleEstimator,
 )
-from harness.errors import describe_exception
+from harness.errors import UserError, describe_exception
 from harness.worker import seed_everything
 
 
@@ -127,6 +127,12 @@ def prepare(cell: Cell, float32: bool = False) -> Prepared:
     estimator = registry.get("estimator", cell.method).instantiate(cell.method_params)
     truth = task.ground_truth(estimator.target)
     x, y = task.sample(cell.n, np.random.default_rng(cell.seed))
+    sides = ("x", "y") if task.measures == "mi" else ("the samples of P", "the samples of Q")
+    for values, side in zip((x, y), sides, strict=True):  # before any estimator sees them
+        bad = np.count_nonzero(~np.isfinite(np.asarray(values, dtype=np.float64)))
+        if bad:
+            raise UserError(f"task {cell.data!r} sampled {bad} non-finite value(s) (NaN or inf) in {side}; "
+                            "no estimator was fitted.")
     if cell.preprocess == "standardize" and task.measures == "mi":  # per dimension, as Beyond-Normal does
         x, y = ((a - a.mean(axis=0)) / a.std(axis=0) for a in (x, y))
     if float32:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sqlite3
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +20,7 @@ from harness import catalogue, registry
 from harness.catalogue import KINDS
 from harness.dataroot import ENV_VAR as DATA_ROOT_VAR
 from harness.errors import UserError
-from harness.paths import DEFAULT_REPORTS, DEFAULT_STORE, STORE_VARIABLE
+from harness.paths import DEFAULT_REPORTS, DEFAULT_STORE, STORE_VARIABLE, check_name
 
 if TYPE_CHECKING:  # the store imports torch; listing must not
     from harness.store import Store
@@ -29,7 +32,18 @@ STORE_OPTION = click.option("--store", envvar=STORE_VARIABLE, default=DEFAULT_ST
 FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table",
                              show_default=True, help="table for reading; json (one document on standard output) "
                              "or markdown (GitHub tables) for scripts and docs.")
-REPORTS_OPTION = click.option("--reports-dir", default=DEFAULT_REPORTS, show_default=True,
+
+
+def reports_folder(context: click.Context, parameter: click.Parameter, value: str) -> str:
+    """--reports-dir: a folder (made when missing), never an existing file; reports stay inside it."""
+    if not value or "\x00" in value:
+        raise UserError("--reports-dir is empty or holds a NUL character; give a folder such as 'reports'.")
+    if Path(value).exists() and not Path(value).is_dir():
+        raise UserError(f"--reports-dir {value} is a file, not a folder; give a folder such as 'reports'.")
+    return value
+
+
+REPORTS_OPTION = click.option("--reports-dir", default=DEFAULT_REPORTS, show_default=True, callback=reports_folder,
                               help="Folder that receives <suite>/<run>/ of each report.")
 
 
@@ -190,8 +204,11 @@ def runs(store: str, fmt: str) -> None:
               help="Train compatible cells (same critic architecture) as one batched model.")
 @click.option("--report/--no-report", default=True, show_default=True, help="Write the report afterwards.")
 @REPORTS_OPTION
+@click.option("--max-cells", type=click.IntRange(min=1), default=None,
+              help="Refuse a suite whose grid has more cells than this (default 100000), before any work.")
 def run(suite: str, store: str, run_name: str | None, jobs: int, executor: str, address: str | None,
-        device: str | None, retry_failed: bool, group: bool, report: bool, reports_dir: str) -> None:
+        device: str | None, retry_failed: bool, group: bool, report: bool, reports_dir: str,
+        max_cells: int | None) -> None:
     """Run a suite file (or a registered suite's name), resuming where a previous run stopped."""
     from harness import report as reporting
     from harness import runner
@@ -199,16 +216,20 @@ def run(suite: str, store: str, run_name: str | None, jobs: int, executor: str, 
     from harness.runner import make_executor
     from harness.store import Store
 
-    loaded = suites.load(suite, device=device)
+    if run_name is not None:
+        check_name(run_name, "--run")
+    loaded = suites.load(suite, device=device, max_cells=max_cells)
     results = Store(store)
     console.print(f"suite {loaded.name!r}: {len(loaded.cells)} cells, store {store}")
     try:
         summary = runner.run(loaded, results, run_name, make_executor(executor, jobs, address), retry_failed,
                              group=group)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         done = len(results.finished_keys(run_name or loaded.name))
-        console.print(f"[yellow]interrupted[/]: {done} finished cells are saved in {store}; rerun to resume.")
-        sys.exit(130)
+        word, code = ("terminated", 143) if isinstance(interruption, Terminated) else ("interrupted", 130)
+        console.print(f"[yellow]{word}[/]: {done} finished cells are saved in {escape(store)}; rerun to resume.",
+                      highlight=False, soft_wrap=True)
+        sys.exit(code)
     console.print(str(summary))
     failed = results.cells(summary.run).query("status != 'ok'")
     for error, count in failed["error"].value_counts().head(5).items():
@@ -318,18 +339,38 @@ def refresh_reports(suites: tuple[str, ...], jobs: int, reports_dir: str, store:
         console.print(f"{summary}\nreport: {out / 'index.html'}")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt: both stop a command the same way (exit 143)."""
+
+
+def _terminate(_signal: int, _frame: object) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         registry.add_commands(cli)
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as abort:
+        if isinstance(abort.__cause__, Terminated):  # SIGTERM outside the run loop: nothing was in flight
+            console.print("[yellow]terminated[/] before any cell ran; nothing was written.", highlight=False)
+            sys.exit(143)
         sys.exit(130)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
     except UserError as error:
-        console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except sqlite3.Error as error:  # the store turns its errors into sentences; this is the net beneath it
+        console.print(f"[red]error:[/] the results store cannot be used: {escape(str(error))}.", highlight=False,
+                      soft_wrap=True)
+        sys.exit(2)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -29,13 +29,21 @@ def describe_validation_error(path: Path | str, error: ValidationError, prefix: 
     for problem in error.errors():
         where = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem["loc"]).lstrip(".")
         got = problem.get("input")
-        shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+        shown = "" if isinstance(got, dict | list) or got is None else f" (got {shorten(got)})"
         message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden" and problem["loc"]:
             valid = fields_at(model, problem["loc"][:-1])
             message, shown = unknown_key(str(problem["loc"][-1]), valid, listed=not prefix), ""
         lines.append(f"{path}: {where or 'top level'}: {message}{shown}")
     return "\n".join(lines)
+
+
+def shorten(value: Any, limit: int = 80) -> str:
+    """The value's repr, or its start and its length when it is long (a 10 MB name is never echoed whole)."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return repr(value)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def unknown_key(key: str, valid: list[str] | None, listed: bool = True) -> str:

@@ -22,7 +22,9 @@ def estimate(name: str, x: Any, y: Any, *, seed: int = 0, steps: int = 1000, bat
              device: str = "cpu", threads: int = 1, **params: Any) -> Estimate:
     """Estimate I(X;Y) (or the estimator's target) from paired samples with a registered estimator.
 
-    x and y are (n, d) arrays (or 1-d for d = 1) of finite real numbers with the same n. As in a
+    x and y are (n, d) arrays (or 1-d for d = 1) of finite real numbers with the same n and no
+    constant column; a torch tensor is read on the CPU (one that requires grad is refused: the
+    estimate is a number, no gradient reaches it). Every bad argument is a UserError naming it. As in a
     suite, the harness seeds Python, numpy and torch from `seed` before the fit, and torch runs
     `threads` intra-op threads for it (one by default: fastest for these small models on shared
     cores); the caller's thread count is restored afterwards.
@@ -33,23 +35,39 @@ def estimate(name: str, x: Any, y: Any, *, seed: int = 0, steps: int = 1000, bat
     from harness.timing import resolve_device
 
     registry.warn_about_problems()
+    if not isinstance(name, str) or not 0 < len(name) <= 100:
+        raise UserError(f"name must be the name of a registered estimator (see `mi-harness list estimators`); "
+                        f"got {type(name).__name__} {_shown(name)}.")
     where = f"harness.estimate({name!r})"
     spec = registry.get("estimator", name, where)
     for key in params:
         close = difflib.get_close_matches(key, HARNESS_KEYWORDS, n=1, cutoff=0.75)
         if close and key not in spec.params.model_fields:
-            raise UserError(f"{where}: unknown keyword {key!r}. Did you mean {close[0]!r}? harness.estimate's own "
-                            f"keywords are {', '.join(HARNESS_KEYWORDS)}; the estimator's are "
+            raise UserError(f"{where}: unknown keyword {_shown(key)}. Did you mean {close[0]!r}? harness.estimate's "
+                            f"own keywords are {', '.join(HARNESS_KEYWORDS)}; the estimator's are "
                             f"{', '.join(spec.params.model_fields) or 'none'}.")
-    validated = validate_params("estimator", name, params, where)
+    try:
+        validated = validate_params("estimator", name, params, where)
+    except UserError as error:  # the first problem, and the parameters' names rather than the whole listing
+        lines = str(error).splitlines()
+        problems = [line for line in lines if not line.startswith("valid params of ")]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(f"{_clipped(problems[0])}{more}; the parameters of {name!r}: "
+                        f"{', '.join(spec.params.model_fields) or 'none'}.") from None
     x, y = samples(x, "x"), samples(y, "y")
     if len(x) != len(y):
         raise UserError(f"{where}: x has {len(x)} rows and y has {len(y)}; pairs must line up row by row.")
     _check_int("seed", seed, 0, MAX_SEED - 1)
-    _check_int("steps", steps, 1, 10**9)
-    _check_int("batch_size", batch_size, 2, 10**7)
+    for key, value in (("steps", steps), ("batch_size", batch_size)):
+        info = Budget.model_fields[key]
+        _check_int(key, value, _bound(info, "gt") + 1, _bound(info, "le"))
     _check_int("threads", threads, 1, 1024)
-    resolve_device(device)
+    if not isinstance(device, str) or len(device) > 40:
+        raise UserError(f"device must be a string such as 'cpu' or 'cuda:0'; got {type(device).__name__} "
+                        f"{_shown(device)}.")
+    resolved = resolve_device(device)
+    if resolved.type == "cpu" and resolved.index:
+        raise UserError(f"device {device!r} names no device: the CPU is one device, 'cpu'.")
     estimator = spec.instantiate(validated)
     previous = set_threads(threads)
     try:
@@ -61,19 +79,22 @@ def estimate(name: str, x: Any, y: Any, *, seed: int = 0, steps: int = 1000, bat
 
 def samples(values: Any, name: str) -> np.ndarray:
     """`values` as an (n, d) float64 array of finite numbers, or a UserError naming what is wrong."""
-    if hasattr(values, "detach"):  # a torch tensor, perhaps on a GPU or requiring grad
-        values = values.detach().cpu().numpy()
+    if hasattr(values, "detach"):  # a torch tensor, perhaps on a GPU
+        values = _tensor_values(values, name)
     try:
         array = np.asarray(values)
-    except ValueError as error:  # ragged nested lists
-        raise UserError(f"{name} is not a rectangular array of numbers: {error}.") from None
-    if np.iscomplexobj(array) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise UserError(f"{name} must hold real numbers; got an array of dtype {array.dtype}.")
+    except (ValueError, TypeError, OverflowError):  # ragged nested lists, objects numpy cannot read
+        raise UserError(f"{name} is not a rectangular array of numbers: its rows differ in length or mix "
+                        "numbers with sequences.") from None
+    if array.dtype.kind not in "biuf":  # bool, signed, unsigned, floating: not complex, text, objects, dates
+        raise UserError(f"{name} must hold real numbers (an int, float or bool array); got "
+                        f"{type(values).__name__} of dtype {array.dtype}.")
     array = array.astype(np.float64)
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2 or array.shape[1] == 0 or len(array) < 2:
-        raise UserError(f"{name} must be an (n, d) array with n >= 2 rows and d >= 1 columns; got shape {array.shape}.")
+        raise UserError(f"{name} must be an (n, d) array with n >= 2 rows and d >= 1 columns; got shape "
+                        f"{_shown(array.shape)}.")
     bad = ~np.isfinite(array)
     if bad.any():
         row, column = np.argwhere(bad)[0]
@@ -86,6 +107,20 @@ def samples(values: Any, name: str) -> np.ndarray:
     return array
 
 
+def _tensor_values(tensor: Any, name: str) -> np.ndarray:
+    """A torch tensor's values on the CPU (floating point as float64); one that requires grad is refused,
+    since the estimate is a number and no gradient would reach it."""
+    if getattr(tensor, "requires_grad", False):
+        raise UserError(f"{name} is a tensor that requires grad; harness.estimate returns a number, not a "
+                        f"differentiable value: pass {name}.detach().")
+    try:
+        tensor = tensor.detach().cpu()
+        return (tensor.double() if tensor.is_floating_point() else tensor).numpy()
+    except (RuntimeError, TypeError, ValueError, NotImplementedError, AttributeError) as error:
+        raise UserError(f"{name} is a tensor that cannot be read as an array of numbers "
+                        f"({_clipped(str(error), 100)}); pass a dense CPU tensor or a numpy array.") from None
+
+
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise UserError(f"{name} must be an integer; got {type(value).__name__} {_shown(value)}.")
@@ -93,9 +128,18 @@ def _check_int(name: str, value: Any, low: int, high: int) -> None:
         raise UserError(f"{name} must be between {low} and {high}; got {_shown(value)}.")
 
 
+def _bound(info: Any, which: str) -> int:
+    """A Budget field's bound (`gt` or `le`), so the API's ranges are the suite file's."""
+    return next(getattr(rule, which) for rule in info.metadata if getattr(rule, which, None) is not None)
+
+
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+
+
+def _clipped(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[:limit - 40]}... ({len(text)} characters)"
 
 
 def run_suite(path: str | Path, *, store: str | Path = DEFAULT_STORE, run: str | None = None,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -47,9 +49,23 @@ def run(
     A rerun after a crash, kill or Ctrl-C resumes: finished cells are skipped, and each
     result is committed before the next is awaited, so at most the cells in flight are lost.
     With `group`, compatible cells train as one batched model (harness.grouping) and say so.
+    The run is leased to this process while it runs: a second runner of the same run is refused.
     """
     run_name = run_name or suite.name
+    store.check_run(run_name)  # a damaged row is refused before anything is written
     store.begin_run(run_name, suite)
+    note = store.take_lease(run_name)
+    if note:
+        Console(stderr=True).print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
+    try:
+        return _run_cells(suite, store, run_name, executor, retry_failed, show_progress, group)
+    finally:
+        with contextlib.suppress(UserError):  # a full disk may refuse this too; a dead pid's lease is taken over
+            store.release_lease(run_name)
+
+
+def _run_cells(suite: Suite, store: Store, run_name: str, executor: Executor | None, retry_failed: bool,
+               show_progress: bool, group: bool) -> RunSummary:
     done = store.finished_keys(run_name, include_failed=not retry_failed)
     todo = [cell for cell in suite.cells if cell.key not in done]
     statuses: Counter = Counter()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import sqlite3
+import urllib.parse
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,29 +38,101 @@ CREATE TABLE IF NOT EXISTS cells (
     kernel_ms REAL, peak_mem_mb REAL, finished TEXT NOT NULL,
     PRIMARY KEY (run, key)
 );
+CREATE TABLE IF NOT EXISTS leases (
+    run TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, since TEXT NOT NULL, token TEXT
+);
 """
+RUN_COLUMNS = ["run", "suite", "suite_path", "suite_source", "created", "host", "harness_version"]
 COLUMNS = ["run", "key", "suite", "kind", "method", "method_label", "method_params", "data", "data_label",
            "data_params", "seed", "n", "budget", "device", "status", "error", "true_value", "true_stderr",
            "estimate", "metrics", "trajectory", "diagnostics", "wall_s", "steps", "kernel_ms", "peak_mem_mb",
            "finished"]
+JSON_COLUMNS = ("method_params", "data_params", "metrics", "trajectory", "diagnostics")
+NUMERIC_COLUMNS = ("seed", "n", "true_value", "true_stderr", "estimate", "wall_s", "steps", "kernel_ms", "peak_mem_mb")
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class Store:
     def __init__(self, path: str | Path = DEFAULT_STORE, read_only: bool = False, timeout: float = 30.0):
-        """Open (or create) a store; read_only opens an existing one for reports and exports."""
+        """Open (or create) a store; read_only opens an existing one for reports and exports.
+
+        An existing file is checked first through a read-only connection (SQLite's header, its
+        quick_check, the runs and cells tables with every column), so a damaged or foreign file is
+        refused in one sentence and left exactly as it was, never given tables of ours.
+        """
         self.path = Path(path)
         try:
-            if read_only:
-                if not self.path.is_file():
-                    raise UserError(f"no results store at {self.path}; run a suite first or pass --store.")
-                self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=timeout)
-                return
+            if self.path.is_dir():
+                raise UserError(f"the results store {self.path} is a folder, not a results store; pass --store FILE.")
+            # an empty file is SQLite's empty database (a reader polling for a new store may have made it):
+            # a run makes its tables, while the reading commands say there is nothing to read
+            if read_only or (self.path.exists() and self.path.stat().st_size > 0):
+                self._check_file(read_only)
+                self.db = self._connect_read_only(timeout)
+                try:
+                    self._check_contents(required=read_only)
+                except BaseException:
+                    self.db.close()
+                    raise
+                if read_only:
+                    return
+                self.db.close()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=timeout)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
-        except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as error:
+        except (sqlite3.Error, OSError) as error:
             raise store_error(self.path, error) from None
+
+    def _check_file(self, read_only: bool) -> None:
+        if not self.path.is_file():
+            raise UserError(f"no results store at {self.path}; run a suite first or pass --store.")
+        info = self.path.stat()
+        if info.st_size == 0:
+            raise UserError(f"the results store {self.path} is an empty file (0 bytes), not a results store; "
+                            "remove it or pass another --store.")
+        with self.path.open("rb") as file:
+            header = file.read(100)
+        if header[:len(SQLITE_HEADER)] != SQLITE_HEADER:
+            raise UserError(f"the results store {self.path} is not a usable SQLite database: it does not start "
+                            "with SQLite's header (a truncated, damaged or other kind of file); pass another --store.")
+        if len(header) == 100 and not _has_wal(self.path):
+            page_size = int.from_bytes(header[16:18], "big")
+            page_size = 65536 if page_size == 1 else page_size
+            pages = int.from_bytes(header[28:32], "big")
+            promised = pages * page_size if header[24:28] == header[92:96] else 0  # SQLite's own validity rule
+            if page_size and (info.st_size < promised or info.st_size % page_size):
+                raise UserError(f"the results store {self.path} is truncated ({info.st_size} bytes of the "
+                                f"{promised or 'whole pages its header promises'}); it is left as it is: restore it "
+                                "or pass another --store.")
+        if not read_only and (not info.st_mode & 0o222 or not os.access(self.path, os.W_OK)):
+            raise UserError(f"the results store {self.path} cannot be written (it is read-only); "
+                            "check its permissions or use --store.")
+
+    def _connect_read_only(self, timeout: float) -> sqlite3.Connection:
+        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=ro"
+        if not os.access(self.path.parent, os.W_OK) and not Path(f"{self.path}-shm").exists():
+            # a WAL store on a read-only file system: SQLite cannot make its -shm, and nothing can write it
+            uri += "&immutable=1"
+        return sqlite3.connect(uri, uri=True, timeout=timeout)
+
+    def _check_contents(self, required: bool) -> None:
+        problems = [row[0] for row in self.db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise UserError(f"the results store {self.path} is damaged (SQLite's check says: "
+                            f"{shorten(problems[0])}); it is left as it is: restore it or pass another --store.")
+        tables = [row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        if not tables and not required:
+            return  # an empty SQLite database: the store's tables are created in it
+        for table, expected in (("runs", RUN_COLUMNS), ("cells", COLUMNS)):
+            if table not in tables:
+                held = ", ".join(shorten(name, 40) for name in tables[:5]) or "no tables"
+                raise UserError(f"the results store {self.path} is not a mi-harness results store (it holds "
+                                f"{held}, but no {table} table); pass another --store.")
+            present = {row[0] for row in self.db.execute("SELECT name FROM pragma_table_info(?)", (table,))}
+            if missing := [column for column in expected if column not in present]:
+                raise UserError(f"the results store {self.path} lacks the column(s) {', '.join(missing)} of its "
+                                f"{table} table (made by another program or version); pass another --store.")
 
     def begin_run(self, run: str, suite: Suite) -> None:
         with self._writing():
@@ -65,13 +141,41 @@ class Store:
                 (run, suite.name, suite.path, json.dumps(suite.source), now(), platform.node(),
                  harness_version()),
             )
-        owner = self.db.execute("SELECT suite FROM runs WHERE run = ?", (run,)).fetchone()[0]
+        with self._reading():
+            owner = self.db.execute("SELECT suite FROM runs WHERE run = ?", (run,)).fetchone()[0]
         if owner != suite.name:
             raise UserError(f"run {run!r} in {self.path} belongs to suite {owner!r}; choose another --run name.")
 
     def finished_keys(self, run: str, include_failed: bool = True) -> set[str]:
         query = "SELECT key FROM cells WHERE run = ?" + ("" if include_failed else " AND status = 'ok'")
-        return {row[0] for row in self.db.execute(query, (run,))}
+        with self._reading():
+            return {row[0] for row in self.db.execute(query, (run,))}
+
+    def take_lease(self, run: str) -> str | None:
+        """Claim `run` for this process (its pid and host) until release_lease.
+
+        A live runner's lease refuses the claim in a sentence; a dead one's (its pid gone, or reused
+        by another process) is taken over, and the note saying so is returned.
+        """
+        pid, host, token = os.getpid(), platform.node(), process_token(os.getpid())
+        note = None
+        with self._writing():
+            self.db.execute("BEGIN IMMEDIATE")  # check and claim as one step against a concurrent runner
+            row = self.db.execute("SELECT pid, host, since, token FROM leases WHERE run = ?", (run,)).fetchone()
+            if row is not None and (row[0], row[1]) != (pid, host):
+                holder, where, since, held_token = row
+                if where != host or process_alive(holder, held_token):
+                    raise UserError(f"run {run!r} is in progress in {self.path} (pid {holder} on {where} since "
+                                    f"{since}); wait for it, or use another --run.")
+                note = (f"run {run!r} was left by pid {holder} on {where} (since {since}), which is no longer "
+                        "running; this runner takes it over.")
+            self.db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)", (run, pid, host, now(), token))
+        return note
+
+    def release_lease(self, run: str) -> None:
+        with self._writing():
+            self.db.execute("DELETE FROM leases WHERE run = ? AND pid = ? AND host = ?",
+                            (run, os.getpid(), platform.node()))
 
     def write(self, run: str, cell: Cell, result: CellResult) -> None:
         """Insert a finished cell. A successful row is never replaced; a failed one may be retried."""
@@ -103,38 +207,70 @@ class Store:
             self.db.execute("DELETE FROM runs WHERE run = ?", (run,))
 
     def runs(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT run, suite, created, suite_path FROM runs ORDER BY created", self.db)
+        with self._reading():
+            return pd.read_sql_query("SELECT run, suite, created, suite_path FROM runs ORDER BY created", self.db)
 
     def run_summaries(self) -> list[dict[str, Any]]:
         """Each run, oldest first: its suite, its cells ok / failed / nonfinite, when it was created
         (started) and when its last cell finished (None before any)."""
-        rows = self.db.execute(
-            "SELECT runs.run, runs.suite, TOTAL(cells.status = 'ok'), TOTAL(cells.status = 'nonfinite'), "
+        with self._reading():
+            rows = self.db.execute(
+                "SELECT runs.run, runs.suite, TOTAL(cells.status = 'ok'), TOTAL(cells.status = 'nonfinite'), "
             "COUNT(cells.key), runs.created, MAX(cells.finished) FROM runs LEFT JOIN cells ON cells.run = runs.run "
-            "GROUP BY runs.run ORDER BY runs.created, runs.rowid").fetchall()
-        return [{"run": run, "suite": suite, "ok": int(ok), "failed": cells - int(ok) - int(nonfinite),
-                 "nonfinite": int(nonfinite), "started": created, "finished": finished}
-                for run, suite, ok, nonfinite, cells, created, finished in rows]
+                "GROUP BY runs.run ORDER BY runs.created, runs.rowid").fetchall()
+            return [{"run": run, "suite": suite, "ok": int(ok), "failed": cells - int(ok) - int(nonfinite),
+                     "nonfinite": int(nonfinite), "started": created, "finished": finished}
+                    for run, suite, ok, nonfinite, cells, created, finished in rows]
 
     def latest_run(self) -> str | None:
         """The run most recently written to (its last finished cell, else its creation), or None if there is none."""
-        row = self.db.execute(
-            "SELECT runs.run FROM runs LEFT JOIN cells ON cells.run = runs.run GROUP BY runs.run "
-            "ORDER BY MAX(runs.created, COALESCE(MAX(cells.finished), runs.created)) DESC, runs.rowid DESC "
-            "LIMIT 1").fetchone()
+        with self._reading():
+            row = self.db.execute(
+                "SELECT runs.run FROM runs LEFT JOIN cells ON cells.run = runs.run GROUP BY runs.run "
+                "ORDER BY MAX(runs.created, COALESCE(MAX(cells.finished), runs.created)) DESC, runs.rowid DESC "
+                "LIMIT 1").fetchone()
         return row[0] if row else None
 
     def cells(self, run: str) -> pd.DataFrame:
-        frame = pd.read_sql_query("SELECT * FROM cells WHERE run = ? ORDER BY finished", self.db, params=(run,))
+        with self._reading():
+            frame = pd.read_sql_query("SELECT * FROM cells WHERE run = ? ORDER BY finished", self.db, params=(run,))
         if frame.empty and run not in set(self.runs()["run"]):
             known = ", ".join(self.runs()["run"]) or "none yet"
             raise UserError(f"no run {run!r} in {self.path}. Runs there: {known}.")
-        for column in ("method_params", "data_params", "metrics", "trajectory", "diagnostics"):
-            frame[column] = frame[column].map(lambda text: json.loads(text) if text else {})
+        for column in JSON_COLUMNS:
+            texts = zip(frame["key"], frame[column], strict=True)
+            frame[column] = [self._decoded(run, key, column, text) for key, text in texts]
+        for column in NUMERIC_COLUMNS:
+            numbers = pd.to_numeric(frame[column], errors="coerce")
+            if bad := list(frame["key"][numbers.isna() & frame[column].notna()]):
+                raise UserError(f"the results store {self.path} is damaged: cell {shorten(str(bad[0]))} of run "
+                                f"{run!r} holds a non-number in {column}; restore it or pass another --store.")
         return frame
+
+    def check_run(self, run: str) -> None:
+        """Read every stored cell of `run` as a report would, so that damage is named before a rerun writes."""
+        with self._reading():
+            known = self.db.execute("SELECT 1 FROM runs WHERE run = ?", (run,)).fetchone()
+        if known:
+            self.cells(run)
+
+    def _decoded(self, run: str, key: str, column: str, text: Any) -> Any:
+        try:
+            return json.loads(text) if text else {}
+        except (TypeError, ValueError, RecursionError):
+            raise UserError(f"the results store {self.path} is damaged: cell {shorten(str(key))} of run {run!r} "
+                            f"holds no valid JSON in {column}; restore it or pass another --store.") from None
 
     def _writing(self):
         return _Transaction(self)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Turn any SQLite (or pandas-wrapped SQLite) error while reading into the store's sentence."""
+        try:
+            yield
+        except (sqlite3.Error, pd.errors.DatabaseError) as error:
+            raise store_error(self.path, error.__cause__ or error) from None
 
     def close(self) -> None:
         self.db.close()
@@ -151,21 +287,65 @@ class _Transaction:
 
     def __exit__(self, kind: Any, error: Any, _tb: Any) -> bool:
         if error is None:
-            self.store.db.commit()
-            return False
-        self.store.db.rollback()
-        if isinstance(error, sqlite3.OperationalError | sqlite3.DatabaseError):
+            try:  # the commit is where a full disk or a lost lock shows: inside the handling
+                self.store.db.commit()
+                return False
+            except sqlite3.Error as failure:
+                error = failure
+        try:
+            self.store.db.rollback()
+        except sqlite3.Error:
+            pass  # nothing was committed by this transaction; the store keeps every earlier commit
+        if isinstance(error, sqlite3.Error):
             raise store_error(self.store.path, error) from None
         return False
 
 
 def store_error(path: Path, error: Exception) -> UserError:
-    text = str(error)
+    text = shorten(str(error))
+    if "disk is full" in text or "No space left" in text:
+        return UserError(f"the results store {path} could not be written: the disk is full ({text}); every cell "
+                         "committed before is kept: free some space and rerun to resume.")
     if "locked" in text:
         return UserError(f"the results store {path} is locked by another process; wait for it or use --store.")
     if isinstance(error, OSError) or any(word in text for word in ("readonly", "read-only", "unable to open")):
         return UserError(f"the results store {path} cannot be written ({text}); check its permissions or use --store.")
     return UserError(f"the results store {path} is not a usable SQLite database: {text}.")
+
+
+def _has_wal(path: Path) -> bool:
+    """A live write-ahead log: the main file may then lag behind its header until the next checkpoint."""
+    wal = Path(f"{path}-wal")
+    return wal.is_file() and wal.stat().st_size > 0
+
+
+def shorten(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def process_token(pid: int) -> str:
+    """The process's start time (Linux /proc), telling a live pid from a reused one; "" where unknown or a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return "" if fields[0] in ("Z", "X") else fields[19]
+
+
+def process_alive(pid: int, token: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    except OverflowError:
+        return False
+    if not Path("/proc/self/stat").exists():
+        return True  # no /proc: a signal-0 probe is all there is
+    current = process_token(pid)
+    return bool(current) and (not token or current == token)
 
 
 def now() -> str:

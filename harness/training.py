@@ -101,7 +101,7 @@ def train_critics(
     in its slot, as training it alone would have; the others go on.
     """
     torch_device = _training_device(device)
-    _check_members(objectives, xs, ys, seeds, budget)
+    _check_members(objectives, xs, ys, seeds, budget, checkpoints)
     runs = _objective_runs(objectives)
     split = _split(xs, ys, budget, checkpoints, torch_device)
     modules = [critic, *(objective for objective, _, _ in runs)]
@@ -136,9 +136,9 @@ def _training_device(device: str) -> torch.device:
 
 
 def _check_members(objectives: Sequence[nn.Module], xs: Sequence[np.ndarray], ys: Sequence[np.ndarray],
-                   seeds: Sequence[int], budget: Budget) -> None:
+                   seeds: Sequence[int], budget: Budget, checkpoints: Checkpoints | None) -> None:
     """One x, y, seed and objective per member, pairs that line up, and enough samples for a batch."""
-    g_count, b = len(xs), budget.batch_size
+    g_count = len(xs)
     if not (len(ys) == len(seeds) == len(objectives) == g_count >= 1):
         raise ValueError(f"give one x, y, seed and objective per member: {len(xs)}, {len(ys)}, {len(seeds)}, "
                          f"{len(objectives)}")
@@ -148,8 +148,30 @@ def _check_members(objectives: Sequence[nn.Module], xs: Sequence[np.ndarray], ys
             raise ValueError(f"x has {len(x)} rows but y has {len(y)}; pairs must line up.")
         if len(x) != n:
             raise ValueError(f"every member of a group needs the same number of samples ({n}), got {len(x)}.")
+    problem = sample_problem(n, budget, checkpoints)
+    if problem:
+        raise ValueError(problem)
+
+
+def sample_problem(n: int, budget: Budget, checkpoints: Checkpoints | None = None) -> str | None:
+    """Why n samples cannot train under `budget` (and `checkpoints`), or None.
+
+    One rule for the loop and for a suite's load (through the estimator's budget_problem), so a
+    suite never starts a cell that would fail here.
+    """
+    b = budget.batch_size
     if n < 2 * b and n < budget.steps * b:
-        raise ValueError(f"{n} samples are too few for batch size {b}; give at least {2 * b}.")
+        return f"{n} samples are too few for batch size {b}; give at least {2 * b}."
+    if not checkpoints:
+        return None
+    train = heldout_start(n, budget)
+    if train == n:
+        return (f"checkpoint selection needs the held-out protocol: fewer samples ({n}) than steps x batch "
+                f"({budget.steps} x {b})")
+    fit = train - round(checkpoints.validation * train)
+    if min(fit, train - fit) < 1:
+        return f"{train} training rows cannot give a validation split of {checkpoints.validation}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -184,11 +206,7 @@ def _split(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], budget: Budget, c
     """The stacked data and its rows: half held out unless every step can see a fresh batch."""
     n = len(xs[0])
     train = heldout_start(n, budget)
-    if checkpoints and train == n:
-        raise ValueError("checkpoint selection needs the held-out protocol (fewer samples than steps x batch)")
-    fit = train - round(checkpoints.validation * train) if checkpoints else train
-    if checkpoints and min(fit, train - fit) < 1:
-        raise ValueError(f"{train} training rows cannot give a validation split of {checkpoints.validation}")
+    fit = train - round(checkpoints.validation * train) if checkpoints else train  # checked by sample_problem
     return _Split(_stack(xs, device), _stack(ys, device), fit, train)
 
 

@@ -149,3 +149,10 @@ def test_a_planetoid_file_in_the_wrong_format_is_a_clear_error(monkeypatch, tmp_
     monkeypatch.setenv(ENV_VAR, str(tmp_path))
     with pytest.raises(UserError, match=r"ind.cora.graph: .*Planetoid pickle"):
         registry.get("dataset", "cora").instantiate()
+
+
+def test_a_budget_only_batched_estimators_use_does_not_refuse_the_others(tmp_path):
+    suite = tmp_path / "small.toml"
+    suite.write_text('[suite]\nname = "small"\n[budget]\nsamples = [50]\nbatch_size = 64\n'
+                     '[[estimators]]\nname = "ksg"\n[[tasks]]\nname = "gaussian"\n')
+    assert len(load(suite).cells) == 1  # KSG ignores the batch: 50 samples serve it

@@ -92,7 +92,9 @@ def test_misbehaving_plugins_are_recorded_and_the_healthy_cells_untouched(faulty
     assert outcome[("inf", "ok")] == ("nonfinite", "the estimate is inf")
     assert outcome[("-inf", "ok")] == ("nonfinite", "the estimate is -inf")
     assert outcome[("none", "ok")][0] == "failed" and "TypeError" in outcome[("none", "ok")][1]
-    assert outcome[("ok", "nan_samples")] == ("nonfinite", "the estimate is nan")
+    # a task's NaN samples fail the cell before any fit, naming the task (not "the estimate is nan")
+    assert outcome[("ok", "nan_samples")][0] == "failed"
+    assert "task 'faulty_gaussian' sampled 72 non-finite value(s) (NaN or inf) in x" in outcome[("ok", "nan_samples")][1]
     assert summary.statuses["ok"] == 2  # only healthy estimator x healthy task, two seeds
     # The healthy cells hold exactly what a run without any faulty neighbour gives.
     alone = Store(tmp_path / "alone.sqlite")

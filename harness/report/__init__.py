@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness import metrics
-from harness.paths import DEFAULT_REPORTS
+from harness.paths import DEFAULT_REPORTS, inside
 from harness.report import figures
 from harness.store import Store
 
@@ -50,7 +50,7 @@ Section = tuple[str, pd.DataFrame | None, str | None, Path | None]  # heading, t
 def build(store: Store, run: str, out_root: str | Path = DEFAULT_REPORTS) -> Path:
     cells = store.cells(run)
     suite = cells["suite"].iloc[0] if len(cells) else store.runs().set_index("run").loc[run, "suite"]
-    out = Path(out_root) / suite / run
+    out = inside(out_root, str(suite), str(run))  # a name from a foreign store must not lead out of out_root
     out.mkdir(parents=True, exist_ok=True)
     metrics.export_frame(cells).to_csv(out / "results.csv", index=False)
     summary = metrics.summarise(cells)

@@ -63,13 +63,18 @@ def load_planetoid(name: str, root_parts: tuple[str, ...] = ("planetoid",)) -> N
     hint = fetch_hint(*root_parts, name)
     folder = dataset_path(*root_parts, name, "raw", install_hint=hint)
     files = {part: dataset_path(*root_parts, name, "raw", f"ind.{name}.{part}", install_hint=hint) for part in PARTS}
+    index_path = dataset_path(*root_parts, name, "raw", f"ind.{name}.test.index", install_hint=hint)
+    for path in (*files.values(), index_path):
+        if path.is_dir():
+            raise UserError(f"{path} is a folder, but the Planetoid format has a file there (a pickle, or the "
+                            "test index as text).")
     raw = {part: safe_load(path) for part, path in files.items()}
     arrays = {p: _matrix(raw[p], files[p]) for p in PARTS[:-1]}
     x, y, tx, ty, allx, ally = (arrays[p] for p in PARTS[:-1])
     graph = raw["graph"]
     if not isinstance(graph, dict):
         raise UserError(f"{files['graph']}: expected a dict of adjacency lists, found {type(graph).__name__}.")
-    test_index = _test_index(dataset_path(*root_parts, name, "raw", f"ind.{name}.test.index", install_hint=hint))
+    test_index = _test_index(index_path)
 
     for a, b in (("x", "y"), ("tx", "ty"), ("allx", "ally")):
         if arrays[a].shape[0] != arrays[b].shape[0]:

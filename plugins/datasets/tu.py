@@ -36,18 +36,95 @@ class GraphSet:
 
 
 def _integers(path: Path, columns: int) -> np.ndarray:
+    """The file's integers, `columns` per line; a problem is named with the file and its line."""
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, but the TU format has a text file of integers there.")
     try:
         text = path.read_text()
     except UnicodeDecodeError as err:
         raise UserError(f"{path}: not a text file of integers ({err}).") from err
-    lines = sum(1 for line in text.splitlines() if line.strip())
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not lines:
+        raise UserError(f"{path}: the file is empty; expected {columns} integer(s) per line.")
     try:
         values = np.array(text.replace(",", " ").split(), dtype=np.int64)
-    except (ValueError, OverflowError) as err:
-        raise UserError(f"{path}: every line must hold {columns} integer(s) ({err}).") from err
-    if values.size != columns * lines or not lines:
-        raise UserError(f"{path}: expected {columns} integer(s) on each of its {lines} lines.")
-    return values.reshape(lines, columns) if columns > 1 else values
+    except (ValueError, OverflowError):
+        values = None
+    if values is None or values.size != columns * len(lines):
+        for number, line in lines:
+            try:
+                fine = np.array(line.replace(",", " ").split(), dtype=np.int64).size == columns
+            except (ValueError, OverflowError):
+                fine = False
+            if not fine:
+                cut = " (the last line: the file looks cut short)" if number == lines[-1][0] else ""
+                raise UserError(f"{path}, line {number}: expected {columns} integer(s) separated by a comma{cut}.")
+    return values.reshape(len(lines), columns) if columns > 1 else values
+
+
+def _line_counts_agree(one: tuple[Path, int], other: tuple[Path, int], unit: str) -> None:
+    """Two files with one line per `unit` must have as many lines; the shorter one is named as truncated."""
+    (short_path, short_count), (long_path, long_count) = sorted([one, other], key=lambda pair: pair[1])
+    if short_count != long_count:
+        raise UserError(f"{short_path}: {short_count} lines, but {long_path.name} has {long_count} (one line per "
+                        f"{unit} in each): {short_path.name} looks truncated after line {short_count}.")
+
+
+def _categories_in_range(path: Path, labels: np.ndarray, what: str, count: int) -> None:
+    """Categorical labels numbered from 0, fewer than the items they label (so their one-hot fits)."""
+    bad = np.flatnonzero((labels < 0) | (labels >= count))
+    if bad.size:
+        raise UserError(f"{path}, line {bad[0] + 1}: {what} label {labels[bad[0]]} is out of range; {what} labels "
+                        f"are categories numbered from 0, below the number of {what}s ({count}).")
+
+
+def _check_files(folder: Path, name: str, edges: np.ndarray, graph_of: np.ndarray, raw_labels: np.ndarray,
+                 node_labels: np.ndarray | None, edge_labels: np.ndarray | None) -> None:
+    """Cross-check the files (ids 0-based here): counts that must agree, ids in range, graphs in order."""
+    a_path, indicator_path = folder / f"{name}_A.txt", folder / f"{name}_graph_indicator.txt"
+    labels_path = folder / f"{name}_graph_labels.txt"
+    nodes, count = graph_of.size, raw_labels.size
+    if node_labels is not None:
+        _line_counts_agree((indicator_path, nodes), (folder / f"{name}_node_labels.txt", node_labels.size), "node")
+        _categories_in_range(folder / f"{name}_node_labels.txt", node_labels, "node", nodes)
+    if edges.min() < 0:
+        raise UserError(f"{a_path}, line {np.flatnonzero(edges.min(axis=1) < 0)[0] + 1}: node ids start at 1.")
+    if edges.max() >= nodes:
+        line = np.flatnonzero(edges.max(axis=1) >= nodes)[0]
+        raise UserError(f"{a_path}, line {line + 1}: node {edges[line].max() + 1}, but {indicator_path.name} lists "
+                        f"{nodes} nodes: {indicator_path.name} looks truncated after line {nodes}.")
+    steps = np.diff(graph_of)
+    jumps = np.flatnonzero((steps != 0) & (steps != 1))
+    if graph_of[0] != 0 or jumps.size:
+        line = 1 if graph_of[0] != 0 else jumps[0] + 2
+        raise UserError(f"{indicator_path}, line {line}: graph ids must run in order from 1, each graph's nodes "
+                        "together, no graph skipped.")
+    if graph_of[-1] + 1 < count:
+        raise UserError(f"{indicator_path}: its nodes belong to graphs 1..{graph_of[-1] + 1}, but {labels_path.name} "
+                        f"has {count} labels (one per graph): {indicator_path.name} looks truncated after line {nodes}.")
+    if graph_of[-1] + 1 > count:
+        raise UserError(f"{labels_path}: {count} lines, but {indicator_path.name} numbers {graph_of[-1] + 1} graphs "
+                        f"(one line per graph): {labels_path.name} looks truncated after line {count}.")
+    crossing = np.flatnonzero(graph_of[edges[:, 0]] != graph_of[edges[:, 1]])
+    if crossing.size:
+        raise UserError(f"{a_path}, line {crossing[0] + 1}: an edge joins nodes of two different graphs.")
+    if edge_labels is not None:
+        _line_counts_agree((a_path, len(edges)), (folder / f"{name}_edge_labels.txt", edge_labels.size), "edge")
+        _categories_in_range(folder / f"{name}_edge_labels.txt", edge_labels, "edge", len(edges))
+    classes, sizes = np.unique(raw_labels, return_counts=True)
+    if sizes.min() == 1 and count > 2:
+        alone = classes[sizes == 1][0]
+        raise UserError(f"{labels_path}, line {np.flatnonzero(raw_labels == alone)[0] + 1}: graph label {alone} "
+                        f"is held by this graph alone; every class needs at least two graphs (classes here: "
+                        f"{', '.join(map(str, classes[:8]))}).")
+    # Without edge labels to count against, a cut A file shows as graphs at the end with nodes but no edge.
+    with_edges = np.zeros(count, dtype=bool)
+    with_edges[graph_of[edges[:, 0]]] = True
+    last = int(np.flatnonzero(with_edges)[-1]) if with_edges.any() else -1
+    trailing = np.bincount(graph_of, minlength=count)[last + 1:]
+    if np.any(trailing >= 2):
+        raise UserError(f"{a_path}: the last {trailing.size} of {count} graphs have no edge, though they hold "
+                        f"{int(trailing.sum())} nodes: {a_path.name} looks truncated after line {len(edges)}.")
 
 
 def _one_hot(values: np.ndarray, width: int) -> np.ndarray:
@@ -65,26 +142,19 @@ def load_tu(name: str, root_parts: tuple[str, ...] = ("tu",)) -> GraphSet:
     labels_path = dataset_path(*root_parts, name, f"{name}_graph_labels.txt", install_hint=hint)
     raw_labels = _integers(labels_path, 1)
 
+    node_labels_path = folder / f"{name}_node_labels.txt"
+    node_labels = _integers(node_labels_path, 1) if node_labels_path.exists() else None
+    edge_labels_path = folder / f"{name}_edge_labels.txt"
+    edge_labels = _integers(edge_labels_path, 1) if edge_labels_path.exists() else None
+    _check_files(folder, name, edges, graph_of, raw_labels, node_labels, edge_labels)
     nodes, count = graph_of.size, raw_labels.size
-    if graph_of.min() != 0 or graph_of.max() != count - 1 or np.any(np.diff(graph_of) < 0):
-        raise UserError(
-            f"{indicator_path}: graph ids must run in order from 1 to {count} (the number of graph labels)."
-        )
-    if edges.min() < 0 or edges.max() >= nodes:
-        raise UserError(f"{folder}/{name}_A.txt: node ids must lie in 1..{nodes} (the indicator's length).")
-    if np.any(graph_of[edges[:, 0]] != graph_of[edges[:, 1]]):
-        raise UserError(f"{folder}/{name}_A.txt: an edge joins nodes of two different graphs.")
 
     edges = edges[edges[:, 0] != edges[:, 1]]
     both = np.concatenate([edges, edges[:, ::-1]])
     keys = np.unique(both[:, 0] * nodes + both[:, 1])  # undirected, merged, sorted by (source, target)
     edges = np.stack([keys // nodes, keys % nodes], axis=1)
 
-    node_labels_path = folder / f"{name}_node_labels.txt"
-    if node_labels_path.exists():
-        node_labels = _integers(node_labels_path, 1)
-        if node_labels.size != nodes:
-            raise UserError(f"{node_labels_path}: {node_labels.size} labels for {nodes} nodes.")
+    if node_labels is not None:
         node_labels = node_labels - node_labels.min()
         features = _one_hot(node_labels, int(node_labels.max()) + 1)
         source = "node label one-hot"

@@ -16,9 +16,21 @@ from harness.errors import UserError
 from plugins.datasets.arrays import ArrayDataset
 from plugins.datasets.sources import fetch_hint
 
+DELIMITERS = ((",", "commas"), (";", "semicolons"), ("|", "vertical bars"), (":", "colons"))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
 
 def read_ucr_tsv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(labels as read, series N x L float32) from one UCR TSV file, validating every line."""
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, but UCR keeps each split in one file of tab-separated series.")
     try:
         text = path.read_text()
     except UnicodeDecodeError as err:
@@ -29,11 +41,17 @@ def read_ucr_tsv(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if not line.strip():
             continue
         fields = line.strip().split("\t") if "\t" in line else line.split()
+        delimiter = next((called for mark, called in DELIMITERS if len(fields) == 1 and mark in line), None)
+        if delimiter:  # named, never quoted: the line may be thousands of characters
+            raise UserError(f"{path}, line {number}: every field must be a number, separated by tabs (label first, "
+                            f"then the series), but this file separates them with {delimiter}.")
         try:
             values = [float(v) for v in fields]
-        except ValueError as err:
+        except ValueError:
+            bad = next(i for i, v in enumerate(fields, start=1) if not _is_number(v))
             raise UserError(
-                f"{path}, line {number}: every field must be a number (label first, then the series): {err}."
+                f"{path}, line {number}: every field must be a number (label first, then the series); "
+                f"field {bad} of {len(fields)} is not."
             ) from None
         if len(values) < 2:
             raise UserError(f"{path}, line {number}: a label and at least one value are needed.")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.api import Budget, Estimate
+from harness.python_api import samples
 from plugins.estimators.paired_samples import InvalidSamples, paired_samples
 
 BINNINGS = ("quantile", "uniform")
@@ -103,5 +104,6 @@ class Histogram:
         self.miller_madow = bool(params.miller_madow)
 
     def fit_estimate(self, x: np.ndarray, y: np.ndarray, budget: Budget, device: str, seed: int) -> Estimate:
+        x, y = samples(x, "x"), samples(y, "y")  # harness.estimate's checks: finite, no constant column
         value, diagnostics = histogram_mi(x, y, self.bins, self.binning, self.miller_madow)
         return Estimate(value=value, trajectory=[], diagnostics=diagnostics)

@@ -18,7 +18,7 @@ from plugins.estimators.gemm_choice import chosen_by_user
 
 Activation = Literal["relu", "elu", "leaky_relu", "tanh"]
 
-Positive = Annotated[int, Field(gt=0)]
+Positive = Annotated[int, Field(gt=0, le=65_536)]  # a wider layer is a mistake, not a critic
 
 
 class CriticParams(Params):
@@ -34,7 +34,7 @@ class CriticParams(Params):
 
     critic: Literal["separable", "concat", "bilinear"] = "separable"
     hidden: Positive = 256
-    layers: Annotated[int, Field(ge=0)] = 2
+    layers: Annotated[int, Field(ge=0, le=64)] = 2
     embed_dim: Positive = 32
     activation: Activation = "relu"
     lr: Annotated[float, Field(gt=0)] = 5e-4

@@ -15,7 +15,7 @@ from torch import nn
 
 from harness import Budget, Estimate, Params
 from harness.errors import UserError
-from harness.training import Checkpoints, heldout_start, train_critics
+from harness.training import Checkpoints, heldout_start, sample_problem, train_critics
 from plugins.estimators import objectives
 from plugins.estimators.critics import CRITICS, TwoSampleCritic, stack_critics
 from plugins.estimators.divergences import divergence, target_name
@@ -73,6 +73,12 @@ class VariationalEstimator:
         torch.manual_seed(seed)
         critic = critic_class(dim_x, dim_y, p.hidden, p.layers, p.embed_dim, p.activation)
         return critic, self.objective(p, dim_y)
+
+    def budget_problem(self, n: int, budget: Budget) -> str | None:
+        """Why n samples cannot train this critic under `budget`, before any cell runs (harness.api.ChecksItsBudget)."""
+        p = self.params
+        return sample_problem(n, budget, Checkpoints(p.checkpoint_every, p.validation, p.value_batch)
+                              if p.checkpoint_every else None)
 
     def group_key(self) -> Hashable:
         """Cells whose estimators share this key can train as one batched model: same critic, same lr.

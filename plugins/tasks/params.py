@@ -11,6 +11,10 @@ from pydantic import Field
 from harness.api import Params
 
 Side = Literal["x", "y", "both"]
+# Dimensions a task can be asked for. Some build a dense dim x dim covariance when they are made, so a
+# million-dimensional request would try to allocate terabytes before any check; 4096 keeps every
+# task's set-up under a few hundred MB and is far above the benchmarks' 25.
+MAX_DIM = 4096
 
 
 def _default_base() -> dict[str, Any]:
@@ -18,30 +22,30 @@ def _default_base() -> dict[str, Any]:
 
 
 class GaussianParams(Params):
-    dim: int = Field(5, ge=1, description="dimension of X and of Y")
+    dim: int = Field(5, ge=1, le=MAX_DIM, description="dimension of X and of Y")
     mi: float = Field(1.0, ge=0, description="mutual information in nats")
 
 
 class StaircaseParams(Params):
     mi: float = Field(2.0, ge=0, description="MI level in nats (Poole et al. use 2, 4, 6, 8, 10)")
-    dim: int = Field(20, ge=1, description="dimension of X and of Y")
+    dim: int = Field(20, ge=1, le=MAX_DIM, description="dimension of X and of Y")
 
 
 class DenseParams(Params):
-    dim_x: int = Field(2, ge=1)
-    dim_y: int = Field(2, ge=1)
+    dim_x: int = Field(2, ge=1, le=MAX_DIM)
+    dim_y: int = Field(2, ge=1, le=MAX_DIM)
     correlation: float = Field(0.5, gt=-1, lt=1, description="every off-diagonal correlation")
 
 
 class SparseParams(Params):
-    dim_x: int = Field(5, ge=1)
-    dim_y: int = Field(5, ge=1)
+    dim_x: int = Field(5, ge=1, le=MAX_DIM)
+    dim_y: int = Field(5, ge=1, le=MAX_DIM)
     pairs: int = Field(2, ge=0, description="interacting pairs (X_i, Y_i)")
     strength: float = Field(2.0, ge=0, description="latent weight; pair correlation s^2 / (1 + s^2)")
 
 
 class HighMIParams(Params):
-    pairs: int = Field(5, ge=1, description="independent correlated pairs (X_i, Y_i)")
+    pairs: int = Field(5, ge=1, le=MAX_DIM, description="independent correlated pairs (X_i, Y_i)")
     mi_per_pair: float = Field(4.0, ge=0, description="MI of each pair in nats")
 
 
@@ -50,7 +54,7 @@ class AdditiveUniformParams(Params):
 
 
 class DiscreteContinuousParams(Params):
-    classes: int = Field(4, ge=1, description="X is uniform on {0, ..., classes - 1}")
+    classes: int = Field(4, ge=1, le=1_000_000, description="X is uniform on {0, ..., classes - 1}")
     spacing: float = Field(1.0, gt=0, description="distance between the class means of Y")
     sigma: float = Field(0.5, gt=0, description="standard deviation of Y given X")
 
@@ -65,28 +69,28 @@ class GalaxyParams(Params):
 
 
 class ConcentricParams(Params):
-    dim_x: int = Field(3, ge=1)
-    components: int = Field(3, ge=1, description="component i: X ~ N(0, i^2 I), Y ~ N(i, 1e-4)")
+    dim_x: int = Field(3, ge=1, le=MAX_DIM)
+    components: int = Field(3, ge=1, le=10_000, description="component i: X ~ N(0, i^2 I), Y ~ N(i, 1e-4)")
 
 
 class InliersParams(Params):
-    dim_x: int = Field(5, ge=1)
-    dim_y: int = Field(5, ge=1)
+    dim_x: int = Field(5, ge=1, le=MAX_DIM)
+    dim_y: int = Field(5, ge=1, le=MAX_DIM)
     pairs: int = Field(2, ge=0, description="interacting pairs of the signal (as multinormal_sparse)")
     strength: float = Field(2.0, ge=0)
     inlier_fraction: float = Field(0.2, ge=0, le=1, description="share of samples from P_X P_Y (no signal)")
 
 
 class StudentParams(Params):
-    dim_x: int = Field(2, ge=1)
-    dim_y: int = Field(2, ge=1)
+    dim_x: int = Field(2, ge=1, le=MAX_DIM)
+    dim_y: int = Field(2, ge=1, le=MAX_DIM)
     dof: float = Field(3.0, gt=0, description="degrees of freedom")
     pairs: int = Field(2, ge=0, description="interacting pairs in the dispersion (as multinormal_sparse)")
     strength: float = Field(2.0, ge=0, description="dispersion pair correlation s^2 / (1 + s^2)")
 
 
 class GaussianPairParams(Params):
-    dim: int = Field(1, ge=1)
+    dim: int = Field(1, ge=1, le=MAX_DIM)
     mean_shift: float = Field(1.0, description="mean of Q in every coordinate (P has mean 0)")
     scale_ratio: float = Field(1.0, gt=0, description="standard deviation of Q over that of P (P has 1)")
 
@@ -106,7 +110,7 @@ class SwissRollParams(TransformParams):
 
 class StaircaseCubicParams(Params):
     mi: float = Field(2.0, ge=0, description="MI level in nats")
-    dim: int = Field(20, ge=1, description="dimension of X and of Y")
+    dim: int = Field(20, ge=1, le=MAX_DIM, description="dimension of X and of Y")
 
 
 TRANSFORMS: dict[str, tuple[str, type[TransformParams]]] = {
