@@ -100,11 +100,16 @@ def samples(values: Any, name: str) -> np.ndarray:
         row, column = np.argwhere(bad)[0]
         raise UserError(f"{name} holds {int(bad.sum())} NaN or infinite value(s), the first at row {row}, column "
                         f"{column}; remove or impute them first.")
-    constant = np.flatnonzero(np.ptp(array, axis=0) == 0)
+    refuse_constant_columns(array, name)
+    return array
+
+
+def refuse_constant_columns(array: np.ndarray, name: str) -> None:
+    """A UserError for a column that never changes; estimators that divide by a spread call it too."""
+    constant = np.flatnonzero(np.ptp(np.asarray(array), axis=0) == 0)
     if constant.size:
         raise UserError(f"{name}: column(s) {constant.tolist()[:10]} are constant; a constant carries no "
                         "information (its MI with anything is 0): drop it.")
-    return array
 
 
 def _tensor_values(tensor: Any, name: str) -> np.ndarray:

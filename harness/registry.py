@@ -402,6 +402,9 @@ class PluginWarning(UserWarning):
     """A plugin was left out (broken, or named but not installed)."""
 
 
+_UNVERSIONED = {"plugin file": "file", "registered at run time": "runtime"}  # plugins with no distribution
+
+
 def plugins() -> list[dict[str, object]]:
     """Each plugin with its version, the hooks it implements, and whether it is built in or broken."""
     pm = plugin_manager()
@@ -410,9 +413,7 @@ def plugins() -> list[dict[str, object]]:
     rows = []
     for name, plugin in pm.list_name_plugin():
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-        version = state.versions.get(name) or ("file" if state.sources.get(name) == "plugin file" else
-                                               "runtime" if state.sources.get(name) == "registered at run time"
-                                               else harness_version())
+        version = state.versions.get(name) or _UNVERSIONED.get(state.sources.get(name, ""), harness_version())
         rows.append({"name": name, "version": version, "hooks": hooks,
                      "builtin": name in BUILTIN_PLUGINS, "status": "broken" if name in broken else "ok",
                      "error": broken[name].error if name in broken else ""})
