@@ -74,11 +74,23 @@ class GroundTruth:
 
 @dataclass
 class Estimate:
-    """What an estimator returns: the value in nats, how it got there, and anything worth keeping."""
+    """What an estimator returns: the value in nats, how it got there, and anything worth keeping.
+
+    interval: a 95% interval for the value from this one fit (low, high), or None where the
+        estimator gives none; the report adds the spread over seeds.
+    criterion: a number computed without the ground truth, higher for a better configuration
+        (a variational bound on the validation split, a held-out log-likelihood); a suite's
+        [select] table picks among configurations by it. None where the estimator has none.
+    flags: sanity flags, name -> one sentence saying why the value should be read with care
+        (e.g. {"at_cap": "within 0.1 nats of the log B cap ..."}); see docs/reliability.md.
+    """
 
     value: float
     trajectory: list[tuple[int, float]] = field(default_factory=list)
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    interval: tuple[float, float] | None = None
+    criterion: float | None = None
+    flags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

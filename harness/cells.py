@@ -73,6 +73,10 @@ class CellResult:
     diagnostics: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
     steps: int = 0
+    interval_low: float | None = None
+    interval_high: float | None = None
+    criterion: float | None = None
+    flags: dict[str, str] = field(default_factory=dict)
 
 
 Unit = Sequence[Cell]
@@ -199,11 +203,35 @@ def _described(member: Prepared, estimate: Estimate | BaseException) -> CellResu
         got = estimate.value if isinstance(estimate, Estimate) else estimate
         return failed(f"TypeError: estimator {member.cell.method!r} returned {type(got).__name__} {got!r:.60} as "
                       "its value; fit_estimate must return harness.Estimate(value=<a float, in nats>)")
+    problem = _malformed(estimate)
+    if problem:
+        return failed(f"TypeError: estimator {member.cell.method!r} returned {problem}")
+    low, high = (float(v) for v in estimate.interval) if estimate.interval is not None else (None, None)
     return CellResult(
         status="ok", true_value=member.truth.value, true_stderr=member.truth.stderr,
         estimate=float(estimate.value),
         trajectory=[(int(s), float(v)) for s, v in estimate.trajectory],
-        diagnostics=dict(estimate.diagnostics), steps=int(estimate.diagnostics.get("steps", 0)))
+        diagnostics=dict(estimate.diagnostics), steps=int(estimate.diagnostics.get("steps", 0)),
+        interval_low=low, interval_high=high,
+        criterion=None if estimate.criterion is None else float(estimate.criterion),
+        flags={str(name): str(text) for name, text in estimate.flags.items()})
+
+
+def _malformed(estimate: Estimate) -> str | None:
+    """What is wrong with an Estimate's interval, criterion or flags, in a plugin author's terms, or None."""
+    interval = estimate.interval
+    if interval is not None:
+        try:
+            low, high = (float(v) for v in interval)
+        except (TypeError, ValueError):
+            return f"interval {interval!r:.60}; give None or (low, high), two floats in nats"
+        if math.isnan(low) or math.isnan(high) or low > high:
+            return f"interval ({low}, {high}); give low <= high (either may be infinite, neither NaN)"
+    if estimate.criterion is not None and not isinstance(estimate.criterion, int | float | np.number):
+        return f"criterion {estimate.criterion!r:.60}; give None or a float (higher: a better configuration)"
+    if not isinstance(estimate.flags, dict):
+        return f"flags {estimate.flags!r:.60}; give a dict of flag name -> one sentence"
+    return None
 
 
 def _represent(cell: Cell) -> CellResult:

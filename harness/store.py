@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS cells (
     status TEXT NOT NULL, error TEXT, true_value REAL, true_stderr REAL, estimate REAL,
     metrics TEXT, trajectory TEXT, diagnostics TEXT, wall_s REAL, steps INTEGER,
     kernel_ms REAL, peak_mem_mb REAL, finished TEXT NOT NULL,
+    interval_low REAL, interval_high REAL, criterion REAL, flags TEXT,
     PRIMARY KEY (run, key)
 );
 CREATE TABLE IF NOT EXISTS leases (
@@ -46,9 +47,13 @@ RUN_COLUMNS = ["run", "suite", "suite_path", "suite_source", "created", "host", 
 COLUMNS = ["run", "key", "suite", "kind", "method", "method_label", "method_params", "data", "data_label",
            "data_params", "seed", "n", "budget", "device", "status", "error", "true_value", "true_stderr",
            "estimate", "metrics", "trajectory", "diagnostics", "wall_s", "steps", "kernel_ms", "peak_mem_mb",
-           "finished"]
-JSON_COLUMNS = ("method_params", "data_params", "metrics", "trajectory", "diagnostics")
-NUMERIC_COLUMNS = ("seed", "n", "true_value", "true_stderr", "estimate", "wall_s", "steps", "kernel_ms", "peak_mem_mb")
+           "finished", "interval_low", "interval_high", "criterion", "flags"]
+# Columns added after the first stores were written: an older store gets them when a run opens it
+# (ALTER TABLE, NULL in its earlier rows); reading one that lacks them reads NULL.
+ADDED_COLUMNS = {"interval_low": "REAL", "interval_high": "REAL", "criterion": "REAL", "flags": "TEXT"}
+JSON_COLUMNS = ("method_params", "data_params", "metrics", "trajectory", "diagnostics", "flags")
+NUMERIC_COLUMNS = ("seed", "n", "true_value", "true_stderr", "estimate", "wall_s", "steps", "kernel_ms", "peak_mem_mb",
+                   "interval_low", "interval_high", "criterion")
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -81,6 +86,7 @@ class Store:
             self.db = sqlite3.connect(self.path, timeout=timeout)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
+            self._add_columns()
         except (sqlite3.Error, OSError) as error:
             raise store_error(self.path, error) from None
 
@@ -130,9 +136,18 @@ class Store:
                 raise UserError(f"the results store {self.path} is not a mi-harness results store (it holds "
                                 f"{held}, but no {table} table); pass another --store.")
             present = {row[0] for row in self.db.execute("SELECT name FROM pragma_table_info(?)", (table,))}
-            if missing := [column for column in expected if column not in present]:
+            if missing := [column for column in expected if column not in present and column not in ADDED_COLUMNS]:
                 raise UserError(f"the results store {self.path} lacks the column(s) {', '.join(missing)} of its "
                                 f"{table} table (made by another program or version); pass another --store.")
+
+    def _add_columns(self) -> None:
+        """Give a store written by an earlier version the columns added since (NULL in its rows)."""
+        present = {row[0] for row in self.db.execute("SELECT name FROM pragma_table_info('cells')")}
+        missing = [(column, sql_type) for column, sql_type in ADDED_COLUMNS.items() if column not in present]
+        if missing:
+            with self._writing():
+                for column, sql_type in missing:
+                    self.db.execute(f"ALTER TABLE cells ADD COLUMN {column} {sql_type}")
 
     def begin_run(self, run: str, suite: Suite) -> None:
         with self._writing():
@@ -189,7 +204,8 @@ class Store:
             "trajectory": json.dumps(result.trajectory), "diagnostics": json.dumps(result.diagnostics, default=str),
             "wall_s": result.wall_s, "steps": result.steps,
             "kernel_ms": result.diagnostics.get("kernel_ms"), "peak_mem_mb": result.diagnostics.get("peak_mem_mb"),
-            "finished": now(),
+            "finished": now(), "interval_low": result.interval_low, "interval_high": result.interval_high,
+            "criterion": result.criterion, "flags": json.dumps(result.flags),
         }
         placeholders = ", ".join("?" for _ in COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[2:])
@@ -234,6 +250,9 @@ class Store:
     def cells(self, run: str) -> pd.DataFrame:
         with self._reading():
             frame = pd.read_sql_query("SELECT * FROM cells WHERE run = ? ORDER BY finished", self.db, params=(run,))
+        for column in ADDED_COLUMNS:
+            if column not in frame:  # a store of an earlier version, opened read-only
+                frame[column] = None
         if frame.empty and run not in set(self.runs()["run"]):
             known = ", ".join(self.runs()["run"]) or "none yet"
             raise UserError(f"no run {run!r} in {self.path}. Runs there: {known}.")

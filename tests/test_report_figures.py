@@ -165,7 +165,8 @@ def test_the_summary_counts_the_cells_a_time_was_shared_among():
     def cell(diagnostics, wall_s):
         return {"kind": "estimation", "method_label": "m", "data_label": "t", "n": 10, "status": "ok",
                 "estimate": 1.0, "true_value": 1.0, "wall_s": wall_s, "steps": 400, "kernel_ms": 100.0,
-                "peak_mem_mb": 1.0, "device": "cpu", "metrics": {}, "diagnostics": diagnostics}
+                "peak_mem_mb": 1.0, "device": "cpu", "metrics": {}, "diagnostics": diagnostics, "method_params": {},
+                "flags": {}, "interval_low": None, "interval_high": None, "criterion": None, "key": "k"}
     grouped = [cell({"group_size": 27, "group_kernel_ms": 2700.0, "group_wall_s": 8.1, "cap_nats": CAP}, 0.3)] * 2
     # a unit that fell back to fitting alone still shared its wall time: the unit's size from group_wall_s
     fallback = [cell({"group_wall_s": 0.9}, 0.3)] * 2
