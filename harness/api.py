@@ -156,10 +156,13 @@ class TwoSampleEstimator(Protocol):
 
 @runtime_checkable
 class ChecksItsBudget(Protocol):
-    """An estimator that can tell at load, before any cell runs, that n samples cannot serve a budget
-    (e.g. fewer samples than two batches); the suite then refuses to start, with this sentence."""
+    """An estimator that can tell at load, before any cell runs, that n pairs of a task with dimensions
+    (dim_x, dim_y) cannot serve a budget: e.g. fewer samples than two batches, or a model and batch that
+    need more than `free_bytes`, the memory this machine has free beside the cell's data (None where it
+    cannot tell). The suite then refuses to start, with this sentence (harness.suite.cell_problem)."""
 
-    def budget_problem(self, n: int, budget: Budget) -> str | None: ...
+    def budget_problem(self, n: int, budget: Budget, dim_x: int, dim_y: int, free_bytes: int | None
+                       ) -> str | None: ...
 
 
 Member = tuple[Any, np.ndarray, np.ndarray, int]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import itertools
+import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +18,14 @@ from harness.paths import DEFAULT_STORE
 from harness.worker import seed_everything, set_threads
 
 MAX_SEED = 2**63  # seeds are stored as SQLite integers
-HARNESS_KEYWORDS = ("seed", "steps", "batch_size", "device", "threads")
+HARNESS_KEYWORDS = ("seed", "steps", "batch_size", "device", "threads", "select")
+MAX_CONFIGURATIONS = 1000
+DEFAULT_BATCH = 256
 
 
-def estimate(name: str, x: Any, y: Any, *, seed: int = 0, steps: int = 1000, batch_size: int = 64,
-             device: str = "cpu", threads: int = 1, **params: Any) -> Estimate:
+def estimate(name: str, x: Any, y: Any, *, seed: int = 0, steps: int = 1000, batch_size: int | None = None,
+             device: str = "cpu", threads: int = 1, select: dict[str, list[Any]] | None = None,
+             **params: Any) -> Estimate:
     """Estimate I(X;Y) (or the estimator's target) from paired samples with a registered estimator.
 
     x and y are (n, d) arrays (or 1-d for d = 1) of finite real numbers with the same n and no
@@ -29,9 +35,15 @@ def estimate(name: str, x: Any, y: Any, *, seed: int = 0, steps: int = 1000, bat
     `threads` intra-op threads for it (one by default: fastest for these small models on shared
     cores); the caller's thread count is restored afterwards.
 
+    batch_size defaults to 256, or to n // 4 for fewer than 1024 pairs (so that a small sample still trains,
+    with the few_samples flag saying so). The Estimate carries a 95% interval and sanity flags (each flag is also warned, once per
+    process). `select` is a grid over the estimator's parameters ({"lr": [1e-3, 3e-4]}): every
+    configuration is fitted and the one with the highest criterion (computed without any truth,
+    e.g. the validation-split bound) is returned, the others listed in its diagnostics["selection"].
+
     >>> harness.estimate("infonce", x, y, steps=2000, critic="concat").value
     """
-    from harness.suite import validate_params
+    from harness.suite import cell_problem
     from harness.timing import resolve_device
 
     registry.warn_about_problems()
@@ -46,17 +58,11 @@ def estimate(name: str, x: Any, y: Any, *, seed: int = 0, steps: int = 1000, bat
             raise UserError(f"{where}: unknown keyword {_shown(key)}. Did you mean {close[0]!r}? harness.estimate's "
                             f"own keywords are {', '.join(HARNESS_KEYWORDS)}; the estimator's are "
                             f"{', '.join(spec.params.model_fields) or 'none'}.")
-    try:
-        validated = validate_params("estimator", name, params, where)
-    except UserError as error:  # the first problem, and the parameters' names rather than the whole listing
-        lines = str(error).splitlines()
-        problems = [line for line in lines if not line.startswith("valid params of ")]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise UserError(f"{_clipped(problems[0])}{more}; the parameters of {name!r}: "
-                        f"{', '.join(spec.params.model_fields) or 'none'}.") from None
+    configurations = [_validated(name, spec, where, {**params, **choice}) for choice in _grid(select, spec, where)]
     x, y = samples(x, "x"), samples(y, "y")
     if len(x) != len(y):
         raise UserError(f"{where}: x has {len(x)} rows and y has {len(y)}; pairs must line up row by row.")
+    batch_size = min(DEFAULT_BATCH, max(2, len(x) // 4)) if batch_size is None else batch_size
     _check_int("seed", seed, 0, MAX_SEED - 1)
     for key, value in (("steps", steps), ("batch_size", batch_size)):
         info = Budget.model_fields[key]
@@ -68,13 +74,80 @@ def estimate(name: str, x: Any, y: Any, *, seed: int = 0, steps: int = 1000, bat
     resolved = resolve_device(device)
     if resolved.type == "cpu" and resolved.index:
         raise UserError(f"device {device!r} names no device: the CPU is one device, 'cpu'.")
-    estimator = spec.instantiate(validated)
+    budget = Budget(steps=steps, batch_size=batch_size)
+    estimators = [spec.instantiate(validated) for validated in configurations]
+    for estimator in estimators:  # too few samples for the batch, or more memory than this machine has
+        if problem := cell_problem(estimator, len(x), budget, x.shape[1], y.shape[1]):
+            raise UserError(f"{where}: {problem}")
     previous = set_threads(threads)
     try:
-        seed_everything(seed)
-        return estimator.fit_estimate(x, y, Budget(steps=steps, batch_size=batch_size), device, seed)
+        fits = []
+        for validated, estimator in zip(configurations, estimators, strict=True):
+            seed_everything(seed)
+            fits.append((validated, estimator.fit_estimate(x, y, budget, device, seed)))
     finally:
         set_threads(previous)
+    result = fits[0][1] if select is None else _selected(fits, where)
+    warn_flags(result)
+    return result
+
+
+def _validated(name: str, spec: Any, where: str, params: dict[str, Any]) -> dict[str, Any]:
+    from harness.suite import validate_params
+
+    try:
+        return validate_params("estimator", name, params, where)
+    except UserError as error:  # the first problem, and the parameters' names rather than the whole listing
+        lines = str(error).splitlines()
+        problems = [line for line in lines if not line.startswith("valid params of ")]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(f"{_clipped(problems[0])}{more}; the parameters of {name!r}: "
+                        f"{', '.join(spec.params.model_fields) or 'none'}.") from None
+
+
+def _grid(select: Any, spec: Any, where: str) -> list[dict[str, Any]]:
+    """The configurations a `select` grid names ([{}] without one), each a dict of parameter -> value."""
+    if select is None:
+        return [{}]
+    if not isinstance(select, dict) or not select or not all(
+            isinstance(values, list | tuple) and values for values in select.values()):
+        raise UserError(f"{where}: select must be a dict of parameter name -> a non-empty list of values, e.g. "
+                        f"select={{'lr': [1e-3, 3e-4]}}; got {_shown(select)}.")
+    if unknown := [key for key in select if key not in spec.params.model_fields]:
+        raise UserError(f"{where}: select names {_shown(unknown)}, not parameters of the estimator; its parameters: "
+                        f"{', '.join(spec.params.model_fields) or 'none'}.")
+    keys = list(select)
+    grid = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(select[k] for k in keys))]
+    if len(grid) > MAX_CONFIGURATIONS:
+        raise UserError(f"{where}: select names {len(grid)} configurations; at most {MAX_CONFIGURATIONS}.")
+    return grid
+
+
+def _selected(fits: list[tuple[dict[str, Any], Estimate]], where: str) -> Estimate:
+    scored = [(params, fit) for params, fit in fits if fit.criterion is not None and math.isfinite(fit.criterion)]
+    if not scored:
+        raise UserError(f"{where}: no configuration reported a selection criterion (variational estimators report "
+                        "their validation-split bound when checkpoint_every > 0); select needs one.")
+    params, best = max(scored, key=lambda pair: pair[1].criterion)
+    best.diagnostics["selection"] = [{"params": p, "criterion": fit.criterion, "value": fit.value} for p, fit in fits]
+    best.diagnostics["selected_params"] = params
+    return best
+
+
+_WARNED: set[str] = set()
+
+
+def warn_flags(result: Estimate) -> None:
+    """Warn about each sanity flag of an estimate, once per flag name per process."""
+    for name, sentence in result.flags.items():
+        if name not in _WARNED:
+            _WARNED.add(name)
+            warnings.warn(f"{name}: {sentence} (harness.estimate warns once per flag; Estimate.flags lists them)",
+                          EstimateFlag, stacklevel=3)
+
+
+class EstimateFlag(UserWarning):
+    """A sanity flag raised by an estimate (harness.Estimate.flags)."""
 
 
 def samples(values: Any, name: str) -> np.ndarray:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import sqlite3
+import threading
 import urllib.parse
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +43,7 @@ CREATE TABLE IF NOT EXISTS cells (
     PRIMARY KEY (run, key)
 );
 CREATE TABLE IF NOT EXISTS leases (
-    run TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, since TEXT NOT NULL, token TEXT
+    run TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, since TEXT NOT NULL, token TEXT, heartbeat TEXT
 );
 """
 RUN_COLUMNS = ["run", "suite", "suite_path", "suite_source", "created", "host", "harness_version"]
@@ -48,13 +51,26 @@ COLUMNS = ["run", "key", "suite", "kind", "method", "method_label", "method_para
            "data_params", "seed", "n", "budget", "device", "status", "error", "true_value", "true_stderr",
            "estimate", "metrics", "trajectory", "diagnostics", "wall_s", "steps", "kernel_ms", "peak_mem_mb",
            "finished", "interval_low", "interval_high", "criterion", "flags"]
-# Columns added after the first stores were written: an older store gets them when a run opens it
+# Columns added after the first stores were written, by table: an older store gets them when a run opens it
 # (ALTER TABLE, NULL in its earlier rows); reading one that lacks them reads NULL.
-ADDED_COLUMNS = {"interval_low": "REAL", "interval_high": "REAL", "criterion": "REAL", "flags": "TEXT"}
+ADDED_COLUMNS = {
+    "cells": {"interval_low": "REAL", "interval_high": "REAL", "criterion": "REAL", "flags": "TEXT"},
+    "leases": {"heartbeat": "TEXT"},
+}
 JSON_COLUMNS = ("method_params", "data_params", "metrics", "trajectory", "diagnostics", "flags")
 NUMERIC_COLUMNS = ("seed", "n", "true_value", "true_stderr", "estimate", "wall_s", "steps", "kernel_ms", "peak_mem_mb",
                    "interval_low", "interval_high", "criterion")
 SQLITE_HEADER = b"SQLite format 3\x00"
+# A runner's lease is refreshed every HEARTBEAT_INTERVAL_S; another host's lease (or one whose pid cannot be
+# checked here) counts as abandoned once it has not been heard from for the lease timeout. A beat every 30 s
+# is one tiny write, nothing even on a network file system; 600 s spans twenty beats (a few skipped ones never
+# make a live runner look dead) and a few minutes of difference between two hosts' clocks, and is short
+# beside a run worth resuming on another machine.
+HEARTBEAT_INTERVAL_S = 30.0
+BEAT_LOCK_TIMEOUT_S = 5.0  # a beat waits this long for the store's lock, then is skipped
+LEASE_TIMEOUT_VARIABLE = "MI_HARNESS_LEASE_TIMEOUT"
+DEFAULT_LEASE_TIMEOUT_S = 600.0
+LONGEST_LEASE_TIMEOUT_S = 365 * 24 * 3600.0
 
 
 class Store:
@@ -66,6 +82,7 @@ class Store:
         refused in one sentence and left exactly as it was, never given tables of ours.
         """
         self.path = Path(path)
+        self._heartbeats: dict[str, LeaseHeartbeat] = {}
         try:
             if self.path.is_dir():
                 raise UserError(f"the results store {self.path} is a folder, not a results store; pass --store FILE.")
@@ -136,18 +153,22 @@ class Store:
                 raise UserError(f"the results store {self.path} is not a mi-harness results store (it holds "
                                 f"{held}, but no {table} table); pass another --store.")
             present = {row[0] for row in self.db.execute("SELECT name FROM pragma_table_info(?)", (table,))}
-            if missing := [column for column in expected if column not in present and column not in ADDED_COLUMNS]:
+            added = ADDED_COLUMNS.get(table, {})
+            if missing := [column for column in expected if column not in present and column not in added]:
                 raise UserError(f"the results store {self.path} lacks the column(s) {', '.join(missing)} of its "
                                 f"{table} table (made by another program or version); pass another --store.")
 
     def _add_columns(self) -> None:
         """Give a store written by an earlier version the columns added since (NULL in its rows)."""
-        present = {row[0] for row in self.db.execute("SELECT name FROM pragma_table_info('cells')")}
-        missing = [(column, sql_type) for column, sql_type in ADDED_COLUMNS.items() if column not in present]
+        present = {table: {row[0] for row in self.db.execute("SELECT name FROM pragma_table_info(?)", (table,))}
+                   for table in ADDED_COLUMNS}
+        # the statements are built from the constants alone, never from a name read from the file
+        missing = "".join([f"ALTER TABLE {table} ADD COLUMN {column} {ADDED_COLUMNS[table][column]}; "
+                           for table in ADDED_COLUMNS for column in ADDED_COLUMNS[table]
+                           if column not in present[table]])
         if missing:
             with self._writing():
-                for column, sql_type in missing:
-                    self.db.execute(f"ALTER TABLE cells ADD COLUMN {column} {sql_type}")
+                self.db.executescript(f"BEGIN; {missing}COMMIT;")
 
     def begin_run(self, run: str, suite: Suite) -> None:
         with self._writing():
@@ -167,27 +188,44 @@ class Store:
             return {row[0] for row in self.db.execute(query, (run,))}
 
     def take_lease(self, run: str) -> str | None:
-        """Claim `run` for this process (its pid and host) until release_lease.
+        """Claim `run` for this process (its pid and host) until release_lease, beating its heartbeat meanwhile.
 
-        A live runner's lease refuses the claim in a sentence; a dead one's (its pid gone, or reused
-        by another process) is taken over, and the note saying so is returned.
+        A live runner's lease refuses the claim in a sentence. A dead one's is taken over, and the note
+        saying so is returned: on this host, its pid gone or reused by another process; on another host
+        (or where its pid cannot be checked), not heard from for the lease timeout.
         """
         pid, host, token = os.getpid(), platform.node(), process_token(os.getpid())
+        timeout = lease_timeout()
         note = None
         with self._writing():
             self.db.execute("BEGIN IMMEDIATE")  # check and claim as one step against a concurrent runner
-            row = self.db.execute("SELECT pid, host, since, token FROM leases WHERE run = ?", (run,)).fetchone()
+            row = self.db.execute("SELECT pid, host, since, token, heartbeat FROM leases WHERE run = ?",
+                                  (run,)).fetchone()
             if row is not None and (row[0], row[1]) != (pid, host):
-                holder, where, since, held_token = row
-                if where != host or process_alive(holder, held_token):
-                    raise UserError(f"run {run!r} is in progress in {self.path} (pid {holder} on {where} since "
-                                    f"{since}); wait for it, or use another --run.")
-                note = (f"run {run!r} was left by pid {holder} on {where} (since {since}), which is no longer "
-                        "running; this runner takes it over.")
-            self.db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)", (run, pid, host, now(), token))
+                note = self._take_over(run, Lease(*row), host, timeout)
+            claimed = now()
+            self.db.execute("INSERT OR REPLACE INTO leases (run, pid, host, since, token, heartbeat) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", (run, pid, host, claimed, token, claimed))
+        if run not in self._heartbeats:
+            self._heartbeats[run] = LeaseHeartbeat(self.path.absolute(), run, pid, host)
         return note
 
+    def _take_over(self, run: str, held: Lease, host: str, timeout: float) -> str:
+        """The note for taking over another runner's lease, or a sentence refusing it while that runner may run."""
+        running = process_running(held.pid, held.token) if held.host == host else None
+        if running:
+            raise held.in_progress(run, self.path)
+        if running is False:
+            return held.left(run, "is no longer running")
+        abandoned = abandoned_at(held.heard, timeout)
+        if datetime.now(UTC) < abandoned:
+            raise held.in_progress(run, self.path, f", last heard from at {held.heard}; it counts as abandoned if "
+                                                   f"not heard from by {abandoned.isoformat(timespec='seconds')}")
+        return held.left(run, f"was last heard from at {held.heard}, over {timeout:.10g} s ago")
+
     def release_lease(self, run: str) -> None:
+        if heartbeat := self._heartbeats.pop(run, None):
+            heartbeat.stop()  # first: a store that refuses the release below must not keep the lease alive
         with self._writing():
             self.db.execute("DELETE FROM leases WHERE run = ? AND pid = ? AND host = ?",
                             (run, os.getpid(), platform.node()))
@@ -250,7 +288,7 @@ class Store:
     def cells(self, run: str) -> pd.DataFrame:
         with self._reading():
             frame = pd.read_sql_query("SELECT * FROM cells WHERE run = ? ORDER BY finished", self.db, params=(run,))
-        for column in ADDED_COLUMNS:
+        for column in ADDED_COLUMNS["cells"]:
             if column not in frame:  # a store of an earlier version, opened read-only
                 frame[column] = None
         if frame.empty and run not in set(self.runs()["run"]):
@@ -293,6 +331,63 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A row of the leases table: which runner holds a run, since when, and when it was last heard from."""
+
+    pid: int
+    host: str
+    since: str
+    token: str | None
+    heartbeat: str | None
+
+    @property
+    def heard(self) -> str:
+        return self.heartbeat or self.since  # a lease of an earlier version never beat: its claim is its last word
+
+    def in_progress(self, run: str, store: Path, detail: str = "") -> UserError:
+        return UserError(f"run {run!r} is in progress in {store} (pid {self.pid} on {self.host} since {self.since}"
+                         f"{detail}); wait for it, or use another --run.")
+
+    def left(self, run: str, why: str) -> str:
+        return (f"run {run!r} was left by pid {self.pid} on {self.host} (since {self.since}), which {why}; "
+                "this runner takes it over.")
+
+
+class LeaseHeartbeat:
+    """Writes the time into a lease's heartbeat every HEARTBEAT_INTERVAL_S until stopped.
+
+    It beats from a daemon thread (never keeping the process alive), each beat through a connection of
+    its own (SQLite's connections are not shared across threads). A beat that cannot be written (a full
+    disk, a lock held past BEAT_LOCK_TIMEOUT_S, a store removed) is skipped and the run goes on: the
+    default lease timeout spans twenty beats.
+    """
+
+    def __init__(self, path: Path, run: str, pid: int, host: str):
+        self.uri = f"file:{urllib.parse.quote(str(path))}?mode=rw"  # rw: a beat never creates a removed store
+        self.run, self.pid, self.host = run, pid, host
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat_until_stopped, name=f"lease heartbeat of {run}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(BEAT_LOCK_TIMEOUT_S)  # a beat in flight lands first; one that hangs is left to die
+
+    def _beat_until_stopped(self) -> None:
+        while not self._stopped.wait(HEARTBEAT_INTERVAL_S):
+            self._beat()
+
+    def _beat(self) -> None:
+        try:
+            with contextlib.closing(sqlite3.connect(self.uri, uri=True, timeout=BEAT_LOCK_TIMEOUT_S)) as db, db:
+                db.execute("UPDATE leases SET heartbeat = ? WHERE run = ? AND pid = ? AND host = ?",
+                           (now(), self.run, self.pid, self.host))
+        except sqlite3.Error:
+            pass  # this beat is skipped; the next may land
 
 
 class _Transaction:
@@ -352,7 +447,9 @@ def process_token(pid: int) -> str:
     return "" if fields[0] in ("Z", "X") else fields[19]
 
 
-def process_alive(pid: int, token: str | None) -> bool:
+def process_running(pid: int, token: str | None) -> bool | None:
+    """Whether this host's process `pid`, started at `token`, still runs; None where a process `pid` exists
+    but cannot be told from a reuse of its pid (no /proc, or no start time recorded)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -362,9 +459,40 @@ def process_alive(pid: int, token: str | None) -> bool:
     except OverflowError:
         return False
     if not Path("/proc/self/stat").exists():
-        return True  # no /proc: a signal-0 probe is all there is
+        return None  # no /proc: a signal-0 probe is all there is, and a reused pid answers it too
     current = process_token(pid)
-    return bool(current) and (not token or current == token)
+    if not current:
+        return False
+    return current == token if token else None
+
+
+def lease_timeout() -> float:
+    """Seconds without a heartbeat after which a lease counts as abandoned: MI_HARNESS_LEASE_TIMEOUT, else 600."""
+    text = os.environ.get(LEASE_TIMEOUT_VARIABLE)
+    if text is None:
+        return DEFAULT_LEASE_TIMEOUT_S
+    shortest = 3 * HEARTBEAT_INTERVAL_S  # a live runner may miss a beat or two (a lock, a full disk)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not shortest <= seconds <= LONGEST_LEASE_TIMEOUT_S:  # NaN fails this too
+        raise UserError(f"{LEASE_TIMEOUT_VARIABLE}={shorten(text, 40)!r} is not a lease timeout: give a number of "
+                        f"seconds from {shortest:.10g} (three heartbeats) to {LONGEST_LEASE_TIMEOUT_S:.10g} (a "
+                        f"year), or unset it for the default, {DEFAULT_LEASE_TIMEOUT_S:.10g}.")
+    return seconds
+
+
+def abandoned_at(heard: str, timeout: float) -> datetime:
+    """When a lease last heard from at `heard` (an ISO time) counts as abandoned; at once where it is no time."""
+    try:
+        last = datetime.fromisoformat(heard)
+    except (TypeError, ValueError):
+        return datetime.min.replace(tzinfo=UTC)
+    try:
+        return (last if last.tzinfo else last.replace(tzinfo=UTC)) + timedelta(seconds=timeout)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)  # heard from at the end of time: never abandoned, by the rule
 
 
 def now() -> str:

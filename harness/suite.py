@@ -86,6 +86,14 @@ class BudgetTable(Budget):
     samples: Annotated[list[Annotated[int, Field(ge=2, le=10_000_000)]], Field(min_length=1)] = [5000]
 
 
+class Selection(_Strict):
+    """[select.<label>]: configurations of one [[estimators]] entry, of which each cell keeps the one whose
+    criterion (Estimate.criterion, computed without the truth) is highest; the report sets the choice the
+    truth would have made beside it."""
+
+    grid: Annotated[dict[str, Annotated[list[Any], Field(min_length=1)]], Field(min_length=1)]
+
+
 class SuiteFile(_Strict):
     suite: Header
     budget: BudgetTable = BudgetTable()
@@ -93,6 +101,7 @@ class SuiteFile(_Strict):
     tasks: list[Entry] = []
     encoders: list[Entry] = []
     datasets: list[Entry] = []
+    select: dict[str, Selection] = {}
 
     @model_validator(mode="after")
     def _has_a_grid(self) -> SuiteFile:
@@ -108,7 +117,24 @@ class SuiteFile(_Strict):
         if estimation and representation:
             raise ValueError("a suite is either an estimation suite ([[estimators]] and [[tasks]]) or a "
                              "representation suite ([[encoders]] and [[datasets]]), not both; split it in two files")
+        self._selections_name_entries()
         return self
+
+    def _selections_name_entries(self) -> None:
+        for label, selection in self.select.items():
+            shown = label if len(label) <= 40 else f"{label[:30]}... ({len(label)} characters)"
+            entries = [e for e in self.estimators if (e.label or e.name) == label]
+            if not entries:
+                known = ", ".join(shorten(e.label or e.name, 40) for e in self.estimators) or "none"
+                raise ValueError(f"[select.{shown}] names no [[estimators]] entry by its label; "
+                                 f"the labels are: {known}")
+            for entry in entries:
+                if entry.grid:
+                    raise ValueError(f"[select.{shown}]: its [[estimators]] entry has a grid of its own; "
+                                     "put those values in the [select] grid (one grid per entry)")
+                if both := sorted(set(selection.grid) & set(entry.params)):
+                    raise ValueError(f"[select.{shown}]: {both} are set in the entry's params too; "
+                                     "keep each parameter in one place")
 
 
 def check_device(device: str, field: str) -> str:
@@ -201,8 +227,10 @@ def check_values(value: Any, where: str, loc: str = "") -> None:
             raise UserError(f"{place}: {item} is not a finite number; give a finite value.")
 
 
-def variant_count(entry: Entry) -> int:
-    return math.prod(len(values) for values in entry.grid.values())
+def variant_count(entry: Entry, select: dict[str, Selection] | None = None) -> int:
+    selection = (select or {}).get(entry.label or entry.name)
+    grid = {**entry.grid, **(selection.grid if selection else {})}
+    return math.prod(len(values) for values in grid.values())
 
 
 def check_size(parsed: SuiteFile, path: str, max_cells: int) -> None:
@@ -211,11 +239,11 @@ def check_size(parsed: SuiteFile, path: str, max_cells: int) -> None:
         return f"{count} {what}{'' if count == 1 else 's'}"
 
     if parsed.estimators:
-        axes = [plural(sum(map(variant_count, parsed.estimators)), "estimator variant"),
+        estimators = sum(variant_count(entry, parsed.select) for entry in parsed.estimators)
+        axes = [plural(estimators, "estimator variant"),
                 plural(sum(map(variant_count, parsed.tasks)), "task variant"),
                 plural(len(parsed.budget.samples), "size")]
-        counts = [sum(map(variant_count, parsed.estimators)), sum(map(variant_count, parsed.tasks)),
-                  len(parsed.budget.samples)]
+        counts = [estimators, sum(map(variant_count, parsed.tasks)), len(parsed.budget.samples)]
     else:
         axes = [plural(sum(map(variant_count, parsed.encoders)), "encoder variant"),
                 plural(sum(map(variant_count, parsed.datasets)), "dataset variant")]
@@ -252,13 +280,14 @@ def expand(parsed: SuiteFile, path: str, device: str) -> list[Cell]:
     else:
         study, sides, samples = "representation", (("encoders", "encoder"), ("datasets", "dataset")), [0]
     (method_table, method_kind), (data_table, data_kind) = sides
-    methods = resolved_variants(path, method_table, method_kind, getattr(parsed, method_table))
+    methods = resolved_variants(path, method_table, method_kind, getattr(parsed, method_table), parsed.select)
     datas = resolved_variants(path, data_table, data_kind, getattr(parsed, data_table))
     for variants in (methods, datas):
-        check_labels(path, variants)
+        check_labels(path, variants, selected=set(parsed.select))
     if study == "estimation":
-        check_budgets(path, methods, samples, budget)
-        check_data_memory(path, datas, max(samples))
+        shapes = task_shapes(datas)
+        check_data_memory(path, shapes, max(samples))
+        check_budgets(path, methods, shapes, samples, budget)
     cells: dict[str, Cell] = {}
     for (m_name, m_params, m_label, m_where), (d_name, d_params, d_label, d_where), n, seed in itertools.product(
         methods, datas, samples, parsed.suite.seeds
@@ -272,31 +301,66 @@ def expand(parsed: SuiteFile, path: str, device: str) -> list[Cell]:
     return list(cells.values())
 
 
-def check_budgets(path: str, methods: list[tuple[str, dict[str, Any], str, str]], samples: list[int],
-                  budget: Budget) -> None:
-    """Every estimator variant that can say so is asked whether each sample size serves the budget."""
-    for name, params, label, where in methods:
-        estimator = registry.get("estimator", name).instantiate(params)
-        if not isinstance(estimator, ChecksItsBudget):
-            continue
-        for n in samples:
-            problem = estimator.budget_problem(n, budget)
-            if problem:
-                raise UserError(f"{path}: {where} ({shorten(label)}) at samples = {n}: {problem}")
+@dataclass(frozen=True)
+class TaskShape:
+    """A task variant's place in the suite file and its dimensions: what the checks before the first cell need."""
+
+    label: str
+    where: str
+    dim_x: int
+    dim_y: int
 
 
-def check_data_memory(path: str, tasks: list[tuple[str, dict[str, Any], str, str]], n: int) -> None:
-    """A cell holds its samples about three times (drawn, preprocessed, float32 for training): refuse a
-    task and sample size whose data alone would not fit in the memory this machine has free."""
-    available = available_memory()
+def task_shapes(tasks: list[tuple[str, dict[str, Any], str, str]]) -> list[TaskShape]:
+    """Each task variant built once (building a task draws no samples) for its dimensions."""
+    shapes = []
     for name, params, label, where in tasks:
         task = registry.get("task", name).instantiate(params)
-        needed = 3 * 8 * n * (int(task.dim_x) + int(task.dim_y))
+        shapes.append(TaskShape(label, where, int(task.dim_x), int(task.dim_y)))
+    return shapes
+
+
+def check_budgets(path: str, methods: list[tuple[str, dict[str, Any], str, str]], tasks: list[TaskShape],
+                  samples: list[int], budget: Budget) -> None:
+    """Every estimator variant that can say so is asked whether each task and sample size serve the budget
+    on this machine (cell_problem)."""
+    available = available_memory()
+    for name, params, label, where in methods:
+        estimator = registry.get("estimator", name).instantiate(params)
+        for task, n in itertools.product(tasks, samples):
+            problem = cell_problem(estimator, n, budget, task.dim_x, task.dim_y, available)
+            if problem:
+                raise UserError(f"{path}: {where} ({shorten(label)}) on {task.where} ({shorten(task.label)}) at "
+                                f"samples = {n}: {problem}")
+
+
+def cell_problem(estimator: Any, n: int, budget: Budget, dim_x: int, dim_y: int,
+                 available: int | None = None) -> str | None:
+    """Why `estimator` cannot serve one cell of n pairs of (dim_x, dim_y) under `budget` on this machine, or
+    None: its own budget_problem (harness.api.ChecksItsBudget), told the memory free beside the cell's
+    data. `available`: this machine's free bytes as available_memory() reads them (read now when None)."""
+    if not isinstance(estimator, ChecksItsBudget):
+        return None
+    available = available_memory() if available is None else available
+    free = max(0, available - data_bytes(n, dim_x, dim_y)) if available else None
+    return estimator.budget_problem(n, budget, dim_x, dim_y, free)
+
+
+def data_bytes(n: int, dim_x: int, dim_y: int) -> int:
+    """A cell holds its samples about three times: drawn (float64), preprocessed, float32 for training."""
+    return 3 * 8 * n * (dim_x + dim_y)
+
+
+def check_data_memory(path: str, tasks: list[TaskShape], n: int) -> None:
+    """Refuse a task and sample size whose data alone would not fit in the memory this machine has free."""
+    available = available_memory()
+    for task in tasks:
+        needed = data_bytes(n, task.dim_x, task.dim_y)
         if available and needed > available:
-            raise UserError(f"{path}: {where} ({shorten(label)}) at samples = {n}: its data alone needs about "
-                            f"{needed / 2**30:.1f} GiB ({n} x ({task.dim_x} + {task.dim_y}) float64 values, held "
-                            f"three times), and this machine has {available / 2**30:.1f} GiB free; use fewer samples "
-                            "or dimensions.")
+            raise UserError(f"{path}: {task.where} ({shorten(task.label)}) at samples = {n}: its data alone needs "
+                            f"about {needed / 2**30:.1f} GiB ({n} x ({task.dim_x} + {task.dim_y}) float64 values, "
+                            f"held three times), and this machine has {available / 2**30:.1f} GiB free; use fewer "
+                            "samples or dimensions.")
 
 
 def available_memory() -> int:
@@ -308,32 +372,41 @@ def available_memory() -> int:
         return 0
 
 
-def check_labels(path: str, variants: list[tuple[str, dict[str, Any], str, str]]) -> None:
-    """One label, one method: the report pools by label, so two variants that differ must not share one."""
+def check_labels(path: str, variants: list[tuple[str, dict[str, Any], str, str]], selected: set[str] = frozenset()
+                 ) -> None:
+    """One label, one method: the report pools by label, so two variants that differ must not share one
+    (a [select] label's configurations share theirs: the report keeps one of them per cell)."""
     seen: dict[str, tuple[str, str]] = {}
     for name, params, label, where in variants:
-        identity = json.dumps([name, params], sort_keys=True, default=str)
+        identity = json.dumps([name, params if label not in selected else {}], sort_keys=True, default=str)
         first = seen.setdefault(label, (identity, where))
         if first[0] != identity:
             raise UserError(f"{path}: {first[1]} and {where} share the label {shorten(label)} but differ in name or "
                             "params, and the report would pool them as one; give each its own label.")
 
 
-def resolved_variants(path: str, table: str, kind: PluginKind, entries: list[Entry]):
-    """Each entry's grid expanded, names resolved and params validated against the plugin's model."""
+def resolved_variants(path: str, table: str, kind: PluginKind, entries: list[Entry],
+                      select: dict[str, Selection] | None = None):
+    """Each entry's grid expanded, names resolved and params validated against the plugin's model; an entry
+    named by a [select] table expands over that grid and every configuration keeps the entry's label."""
     out = []
     for index, entry in enumerate(entries):
         where = f"{table}[{index}]"
         name, expression_params = parse_reference(entry.name, kind, f"{path}: {where}.name")
         check_values(expression_params, path, f"{where}.name")
         registry.get(kind, name, f"{path}: {where}.name")
-        grid_keys = list(entry.grid)
-        for values in itertools.product(*(entry.grid[k] for k in grid_keys)):
+        selection = (select or {}).get(entry.label or entry.name)
+        grid = selection.grid if selection else entry.grid
+        grid_keys = list(grid)
+        for values in itertools.product(*(grid[k] for k in grid_keys)):
             params = {**expression_params, **entry.params, **dict(zip(grid_keys, values, strict=True))}
-            validated = validate_params(kind, name, params, f"{path}: {where} ({name})")
+            place = f"select.{entry.label or entry.name}" if selection else f"{where} ({name})"
+            validated = validate_params(kind, name, params, f"{path}: {place}")
             shown = {k: validated[k] for k in [*expression_params, *entry.params, *grid_keys]}
             label = entry.label or describe(name, shown)
-            if entry.label and grid_keys:
+            if selection:
+                label = entry.label or entry.name
+            elif entry.label and grid_keys:
                 label = f"{entry.label}[{', '.join(f'{k}={v}' for k, v in zip(grid_keys, values, strict=True))}]"
             out.append((name, validated, label, where))
     return out

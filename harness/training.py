@@ -10,7 +10,7 @@ last quarter of steps (each value is computed before the step that uses it, so i
 out-of-sample value, as in Poole et al. 2019). With fewer samples the data is split in
 half: the critic trains on one half and the estimate is the bound on the other half.
 
-Checkpoint selection (`Checkpoints`, held-out protocol only) carves a validation split from the
+Checkpoint selection (`Checkpoints`, held-out protocol only: streaming ignores it) carves a validation split from the
 end of the training half. Every `every` steps the frozen critic is valued on the validation rows
 and on the held-out half; the estimate is the held-out value of the checkpoint whose validation
 value was best. That equals restoring the best weights and valuing them once, and the held-out
@@ -92,6 +92,7 @@ def train_critics(
     ema_span: int = 200,
     record_every: int = 10,
     checkpoints: Checkpoints | None = None,
+    interval_resamples: int = 20,
 ) -> list[Estimate | FloatingPointError]:
     """Train G critics as one grouped model; member g sees (xs[g], ys[g]) and batch indices from seeds[g].
 
@@ -99,10 +100,15 @@ def train_critics(
     one instance listed for consecutive members is called once on their stacked scores (so it must
     have no parameters of its own). A member whose bound turns non-finite gets a FloatingPointError
     in its slot, as training it alone would have; the others go on.
+
+    Each estimate carries a 95% interval (`Intervals`; `interval_resamples` = 0: none), its
+    criterion (the chosen checkpoint's validation value) and the loop's sanity flags (`loop_flags`).
     """
     torch_device = _training_device(device)
     _check_members(objectives, xs, ys, seeds, budget, checkpoints)
     runs = _objective_runs(objectives)
+    if heldout_start(len(xs[0]), budget) == len(xs[0]):
+        checkpoints = None  # streaming: each value is out of sample already; nothing is held back to choose on
     split = _split(xs, ys, budget, checkpoints, torch_device)
     modules = [critic, *(objective for objective, _, _ in runs)]
     for module in modules:
@@ -112,6 +118,7 @@ def train_critics(
     g_count = len(xs)
     record = _Record(g_count, budget.steps, ema_span, record_every, torch_device)
     chosen = _Choice(g_count, checkpoints, budget.steps) if checkpoints else None
+    snapshots = _Snapshots(modules)
 
     for step, (xb, yb) in enumerate(_batches(split, budget, seeds)):
         timer.start()
@@ -121,10 +128,131 @@ def train_critics(
         if len(record.failures) == g_count:  # nothing left worth training
             return [record.failures[g] for g in range(g_count)]
         if chosen and chosen.due(step + 1):
-            chosen.offer(step + 1, *_checkpoint_values(critic, runs, split, checkpoints.batch))
+            if chosen.offer(step + 1, *_checkpoint_values(critic, runs, split, checkpoints.batch)):
+                snapshots.take(step + 1, keep=set(chosen.step))
 
     final = _final_values(critic, runs, split, record, chosen, budget)
-    return _estimates(final, record, chosen, timer.summary(), split.streaming, budget.steps)
+    intervals = Intervals(interval_resamples, seeds)
+    if split.streaming:
+        bounds = intervals.streaming(final, record.values[-_last_quarter(budget.steps):])
+    else:
+        value_batch = min(checkpoints.batch or split.n, split.n - split.train) if checkpoints else budget.batch_size
+        steps_chosen = chosen.step if chosen else [budget.steps] * g_count
+        bounds = intervals.heldout(final, critic, runs, split, value_batch, steps_chosen, snapshots)
+    estimates = _estimates(final, record, chosen, timer.summary(), split.streaming, budget.steps)
+    last = record.values[-_last_quarter(budget.steps):].double()
+    for g, estimate in enumerate(estimates):
+        if isinstance(estimate, Estimate):
+            # the training batches' spread, which the bounds' noise flags compare with e^I / B
+            estimate.diagnostics = estimate.diagnostics | {
+                "last_quarter_var": float(last[:, g].var()) if len(last) > 1 else None}
+            estimate.interval = bounds[g]
+            estimate.criterion = chosen.validation[g] if chosen else None
+            estimate.flags = loop_flags(estimate.value, record, g, split, budget)
+    return estimates
+
+
+def _last_quarter(steps: int) -> int:
+    return max(1, steps // 4)
+
+
+def loop_flags(value: float, record: _Record, g: int, split: _Split, budget: Budget) -> dict[str, str]:
+    """The sanity flags any critic's training can raise, whatever its bound (docs/reliability.md)."""
+    flags = {}
+    b, fit = budget.batch_size, split.fit
+    if b > fit:
+        flags["batch_exceeds_split"] = (f"the batch ({b} rows) is larger than the training split ({fit} rows): every "
+                                        "batch repeats rows; give more samples or a smaller batch_size")
+    elif fit < 4 * b:
+        flags["few_samples"] = (f"the training split holds {fit} rows, under 4 batches of {b}: successive batches "
+                                "mostly repeat rows; the budget needs more samples")
+    if not split.streaming:
+        trained = float(record.values[-_last_quarter(budget.steps):, g].double().mean())
+        gap = trained - value
+        if gap > max(0.1, 0.1 * abs(value)):
+            flags["overfit"] = (f"the training batches' value over the last quarter ({trained:.3f}) exceeds the "
+                                f"held-out estimate ({value:.3f}) by {gap:.3f} nats: the critic fits its training rows "
+                                "rather than the distribution (fewer steps, or checkpoint_every, help)")
+    return flags
+
+
+class _Snapshots:
+    """Copies of the modules' states at the checkpoints some member still counts as its best."""
+
+    def __init__(self, modules: Sequence[nn.Module]):
+        self.modules = modules
+        self.states: dict[int, list[dict[str, Tensor]]] = {}
+
+    def take(self, step: int, keep: set[int]) -> None:
+        self.states = {s: state for s, state in self.states.items() if s in keep}
+        self.states[step] = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in self.modules]
+
+    def restore(self, step: int) -> bool:
+        if step not in self.states:
+            return False  # the critic as it stands is that step's (the last)
+        for module, state in zip(self.modules, self.states[step], strict=True):
+            module.load_state_dict(state)
+        return True
+
+
+class Intervals:
+    """95% intervals for the members' estimates.
+
+    Streaming: the estimate is a mean of independent fresh-batch values, so mean +- 1.96 sd / sqrt(m).
+    Held out: the frozen (chosen) critic is valued on `resamples` random subsets of m held-out rows,
+    drawn without replacement (a bootstrap with replacement would put a pair's twin among its
+    negatives). For a statistic that behaves like a mean, subsets of m of the H held-out rows vary
+    by Var* = s^2 / m (1 - m / H), so the estimate over K disjoint batches of b rows has variance
+    Var* m / ((1 - m / H) K b). m = b when the held-out half holds two batches or more, else H / 2.
+    The interval covers the held-out sampling, not the critic's training; the report adds the seed spread.
+    """
+
+    def __init__(self, resamples: int, seeds: Sequence[int]):
+        self.resamples, self.seeds = resamples, seeds
+
+    def streaming(self, final: list[float], values: Tensor) -> list[tuple[float, float] | None]:
+        if not self.resamples or len(values) < 2:
+            return [None] * len(final)
+        spread = values.double().std(dim=0) / math.sqrt(len(values))
+        return [_normal(value, float(se)) for value, se in zip(final, spread, strict=True)]
+
+    @torch.no_grad()
+    def heldout(self, final: list[float], critic: nn.Module, runs: list[tuple[nn.Module, int, int]], split: _Split,
+                batch: int, steps: list[int], snapshots: _Snapshots) -> list[tuple[float, float] | None]:
+        rows = split.n - split.train
+        batches = rows // batch
+        subset = batch if batches >= 2 else rows // 2
+        if not self.resamples or subset < 2:
+            return [None] * len(final)
+        scale = subset / ((1 - subset / rows) * batches * batch)
+        bounds: list[tuple[float, float] | None] = [None] * len(final)
+        for step in sorted(set(steps), reverse=True):  # the last critic first, before any snapshot replaces it
+            snapshots.restore(step)
+            values = self._subset_values(critic, runs, split, subset)
+            for g in (g for g, chosen in enumerate(steps) if chosen == step):
+                bounds[g] = _normal(final[g], math.sqrt(float(values[:, g].double().var()) * scale))
+        return bounds
+
+    def _subset_values(self, critic: nn.Module, runs: list[tuple[nn.Module, int, int]], split: _Split,
+                       subset: int) -> Tensor:
+        """(resamples, G): each member's bound on its own random subsets of its held-out rows."""
+        x, y = split.x[:, split.heldout], split.y[:, split.heldout]
+        g_count, rows = x.shape[0], x.shape[1]
+        generators = [torch.Generator().manual_seed(seed + 1) for seed in self.seeds]  # apart from the batch stream
+        offsets = (torch.arange(g_count) * rows).view(g_count, 1)
+        flat_x, flat_y = x.reshape(g_count * rows, -1), y.reshape(g_count * rows, -1)
+        values = []
+        for _ in range(self.resamples):
+            chosen = torch.stack([torch.randperm(rows, generator=gen)[:subset] for gen in generators]) + offsets
+            chosen = chosen.view(-1).to(x.device)
+            xb = flat_x.index_select(0, chosen).view(g_count, subset, -1)
+            yb = flat_y.index_select(0, chosen).view(g_count, subset, -1)
+            values.append(_frozen_values(critic, runs, xb, yb))
+        return torch.stack(values)
+
+
+def _normal(value: float, se: float) -> tuple[float, float] | None:
+    return (value - 1.96 * se, value + 1.96 * se) if math.isfinite(se) else None
 
 
 def _training_device(device: str) -> torch.device:
@@ -162,12 +290,9 @@ def sample_problem(n: int, budget: Budget, checkpoints: Checkpoints | None = Non
     b = budget.batch_size
     if n < 2 * b and n < budget.steps * b:
         return f"{n} samples are too few for batch size {b}; give at least {2 * b}."
-    if not checkpoints:
-        return None
     train = heldout_start(n, budget)
-    if train == n:
-        return (f"checkpoint selection needs the held-out protocol: fewer samples ({n}) than steps x batch "
-                f"({budget.steps} x {b})")
+    if not checkpoints or train == n:  # streaming: every batch is fresh, no checkpoint is chosen
+        return None
     fit = train - round(checkpoints.validation * train)
     if min(fit, train - fit) < 1:
         return f"{train} training rows cannot give a validation split of {checkpoints.validation}"
@@ -300,11 +425,15 @@ class _Choice:
     def due(self, step: int) -> bool:
         return step % self.every == 0 or step == self.steps
 
-    def offer(self, step: int, validation: list[float], heldout: list[float]) -> None:
+    def offer(self, step: int, validation: list[float], heldout: list[float]) -> bool:
+        """Record a checkpoint; True if it is now some member's best."""
+        improved = False
         for g, (valid, held) in enumerate(zip(validation, heldout, strict=True)):
             self.history[g].append((step, valid, held))
             if self.step[g] == 0 or valid > self.validation[g]:
                 self.validation[g], self.heldout[g], self.step[g] = valid, held, step
+                improved = True
+        return improved
 
     def diagnostics(self, g: int) -> dict[str, object]:
         return {"chosen_step": self.step[g], "checkpoints": self.history[g]}
@@ -324,7 +453,7 @@ def _final_values(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], spl
     """Per member, the estimate: the mean training value over the last quarter of steps when streaming,
     else the held-out value of the chosen checkpoint, or of the last critic."""
     if split.streaming:
-        return _member_means(record.values[-max(1, budget.steps // 4) :])
+        return _member_means(record.values[-_last_quarter(budget.steps):])
     if chosen:
         return chosen.heldout
     return heldout_values(critic, runs, split.x[:, split.heldout], split.y[:, split.heldout], budget.batch_size)
@@ -351,17 +480,23 @@ def heldout_values(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], xs
     Eval mode while valuing (stateful objectives such as MINE's moving average must not update),
     then each module's mode is restored, so training can go on after a checkpoint.
     """
+    usable = xs.shape[1] // batch_size * batch_size
+    values = [_frozen_values(critic, runs, xb, yb)
+              for xb, yb in zip(xs[:, :usable].split(batch_size, 1), ys[:, :usable].split(batch_size, 1),
+                                strict=True)]
+    return _member_means(torch.stack(values))
+
+
+def _frozen_values(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], xb: Tensor, yb: Tensor) -> Tensor:
+    """Each member's bound on one batch, in eval mode; each module's mode is restored afterwards."""
     modules = [critic, *(objective for objective, _, _ in runs)]
     modes = [module.training for module in modules]
     for module in modules:
         module.eval()
-    usable = xs.shape[1] // batch_size * batch_size
-    values = [_losses(runs, critic(xb, yb), xb, yb)[1]
-              for xb, yb in zip(xs[:, :usable].split(batch_size, 1), ys[:, :usable].split(batch_size, 1),
-                                strict=True)]
+    value = _losses(runs, critic(xb, yb), xb, yb)[1]
     for module, mode in zip(modules, modes, strict=True):
         module.train(mode)
-    return _member_means(torch.stack(values))
+    return value
 
 
 def _member_means(values: Tensor) -> list[float]:

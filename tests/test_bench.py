@@ -28,7 +28,8 @@ def test_plain_loop_trains_the_same_critic_to_the_same_value(rule):
     # (reference vs fused), a float32 rounding difference that stays far below 1e-3 nats in 50 steps.
     task = registry.get("task", "gaussian").instantiate({"dim": 3, "mi": 1.0})
     x, y = (np.asarray(a, dtype=np.float32) for a in task.sample(50 * 32, np.random.default_rng(0)))
-    params = {"critic": "separable", "hidden": 32, "layers": 2, "embed_dim": 16, "activation": "relu", "lr": 1e-3}
+    params = {"critic": "separable", "hidden": 32, "layers": 2, "embed_dim": 16, "activation": "relu", "lr": 1e-3,
+              "marginals": "raw", "checkpoint_every": 0}
     extra = {"tau": 5.0} if rule == "smile" else {}
     budget = Budget(steps=50, batch_size=32)
     ours = registry.get("estimator", rule).instantiate({**params, **extra}).fit_estimate(x, y, budget, "cpu", 4)

@@ -19,7 +19,7 @@ def mi_harness(*args, cwd=None, env=None, check=True):
 
 def test_list_shows_names_summaries_and_defaults():
     out = mi_harness("list", "estimators").stdout
-    assert "infonce" in out and "capped at log B" in out and "hidden=256" in out
+    assert "infonce" in out and "capped at log B" in out and "hidden=64" in out
 
 
 def test_list_plugins_shows_versions_and_hooks():

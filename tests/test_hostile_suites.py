@@ -10,6 +10,8 @@ import itertools
 import json
 import math
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from cli_in_process import run_main
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from harness import registry
+from harness import Budget, registry
 from harness.errors import UserError
 from harness.suite import load
 
@@ -272,3 +274,77 @@ def test_a_random_suite_file_is_refused_in_one_sentence_or_runs(work, monkeypatc
     if code == 2:
         assert "error:" in out and len(out) < 12_000 and not store.exists(), out
     assert not any((work.parent / "sibling").iterdir())
+
+
+# Memory: a critic, batch or valuing batch past this machine's free memory is refused before any cell runs.
+
+WIDE_CRITIC = """
+[suite]
+name = "wide"
+[budget]
+samples = [1000]
+steps = 10
+[[estimators]]
+name = "infonce"
+params = {{ hidden = {hidden}, layers = {layers} }}
+[[tasks]]
+name = "gaussian"
+label = "2-D"
+"""
+
+
+def test_a_critic_past_free_memory_is_refused_at_load_in_one_sentence(work, monkeypatch, capsys):
+    (work / "s.toml").write_text(WIDE_CRITIC.format(hidden=65536, layers=64))
+    with pytest.raises(UserError) as caught:
+        load(work / "s.toml")
+    message = str(caught.value)
+    assert "\n" not in message and message.count("; use a smaller hidden, fewer layers") == 1, message
+    assert "('infonce(hidden=65536, layers=64)')" in message and "('2-D')" in message, message
+    assert "GiB beside the data" in message and "GiB free" in message, message
+    code, out = run_main(monkeypatch, capsys, "run", "s.toml", "--store", "r.sqlite")
+    assert code == 2 and "Traceback" not in out and not (work / "r.sqlite").exists()
+
+
+def test_a_critic_that_fits_in_memory_still_loads(work):
+    (work / "s.toml").write_text(WIDE_CRITIC.format(hidden=256, layers=2))
+    assert len(load(work / "s.toml").cells) == 1
+
+
+# One fit in a fresh process: the rise of its peak resident memory over what it held before, in bytes.
+MEASURE_ONE_FIT = """
+import json, sys
+import numpy as np
+import torch
+from harness import Budget
+from plugins.estimators.variational import CriticParams
+from plugins.estimators.variational_estimator import build_infonce
+
+def kib(key):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(key))
+
+torch.set_num_threads(1)
+params, budget = CriticParams(**json.loads(sys.argv[1])), Budget(**json.loads(sys.argv[2]))
+n, dim = int(sys.argv[3]), int(sys.argv[4])
+x = np.random.default_rng(0).standard_normal((n, dim))
+y = x + np.random.default_rng(1).standard_normal((n, dim))
+# a small fit first, so the kernels' one-off set-up is not counted
+build_infonce(params.model_copy(update={"hidden": 4})).fit_estimate(x[:64], y[:64], Budget(steps=2, batch_size=16),
+                                                                    "cpu", 0)
+before = kib("VmRSS:")
+build_infonce(params).fit_estimate(x, y, budget, "cpu", 0)
+print((kib("VmHWM:") - before) * 1024)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads peak memory from /proc")
+def test_the_critic_memory_estimate_is_within_a_factor_of_two_of_a_measured_fit():
+    # A mid-size critic whose weights and activations both count; data small, so that the rise is the model's.
+    params, budget, n, dim = {"hidden": 1024, "layers": 4}, {"steps": 3, "batch_size": 512}, 1024, 64
+    result = subprocess.run([sys.executable, "-c", MEASURE_ONE_FIT, json.dumps(params), json.dumps(budget), str(n),
+                             str(dim)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = int(result.stdout.split()[-1])
+    estimator = registry.get("estimator", "infonce").instantiate(params)
+    assert estimator.budget_problem(n, Budget(**budget), dim, dim, free_bytes=2 * measured) is None
+    assert estimator.budget_problem(n, Budget(**budget), dim, dim, free_bytes=measured // 2) is not None

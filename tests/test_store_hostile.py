@@ -332,7 +332,8 @@ def test_a_dead_runners_lease_is_taken_over_with_a_note(toy, tmp_path, capsys):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     with sqlite3.connect(db) as connection:
-        connection.execute("INSERT INTO leases VALUES ('toy', ?, ?, '2026-01-01T00:00:00+00:00', 'x')",
+        connection.execute("INSERT INTO leases (run, pid, host, since, token) "
+                           "VALUES ('toy', ?, ?, '2026-01-01T00:00:00+00:00', 'x')",
                            (dead.pid, os.uname().nodename))
     capsys.readouterr()
     summary = runner.run(suite, Store(db), show_progress=False)

@@ -58,10 +58,11 @@ def test_heldout_rows_never_take_part_in_the_choice(data):
     assert other.value < 0.15 < 0.5 < estimate.value
 
 
-def test_checkpoints_need_the_heldout_protocol_and_a_valid_split(data):
+def test_streaming_ignores_checkpoints_and_a_split_must_be_valid(data):
     x, y = data
-    with pytest.raises(ValueError, match="held-out protocol"):
-        train(x, y, steps=N // BATCH)  # enough rows to stream every batch
+    streamed = train(x, y, steps=N // BATCH)  # enough rows to stream every batch: nothing is held back
+    assert streamed.diagnostics["protocol"] == "stream" and "chosen_step" not in streamed.diagnostics
+    assert streamed.value == train(x, y, checkpoints=None, steps=N // BATCH).value
     with pytest.raises(ValueError, match="validation"):
         Checkpoints(every=10, validation=1.0)
     with pytest.raises(ValueError, match="every"):

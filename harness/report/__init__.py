@@ -15,7 +15,8 @@ from harness.report import figures
 from harness.store import Store
 
 SUMMARY_COLUMNS = {
-    "estimation": ["method", "data", "n", "true", "mean", "bias", "std", "mse", "ci95", "seeds", "failures"],
+    "estimation": ["method", "data", "n", "true", "mean", "bias", "std", "mse", "ci95", "interval", "covered", "seeds",
+                   "failures", "flags"],
     "representation": ["method", "data", "true", "mean", "std", "probe_std", "seeds", "failures"],
 }
 TIMING_COLUMNS = ["method", "data", "device", "shared_by", "wall_s", "steps_per_s", "kernel_ms", "peak_mem_mb"]
@@ -70,6 +71,7 @@ def build(store: Store, run: str, out_root: str | Path = DEFAULT_REPORTS) -> Pat
             if drawn is not None:
                 drawn.save(out / filename)
                 sections.append((title, None, drawn.caption, out / filename))
+    sections += reliability_sections(cells)
     if len(summary):
         sections.append((TIMING_HEADING, *timing_table(summary), None))
     fell_back = cells[cells["diagnostics"].map(lambda d: "group_fallback" in d)]
@@ -86,6 +88,39 @@ def build(store: Store, run: str, out_root: str | Path = DEFAULT_REPORTS) -> Pat
     (out / "index.md").write_text(render_markdown(title, cells, sections))
     (out / "index.html").write_text(render_html(title, cells, sections))
     return out
+
+
+SELECTION_NOTE = ("Per seed, `selected` is the configuration of the [select] grid whose criterion (computed without the "
+                  "truth: a validation-split bound, a held-out likelihood) was highest, and the estimates above are "
+                  "its; `oracle` is the one closest to the truth, as benchmarks that tune on the truth report "
+                  "(optimistic). Errors are mean absolute errors over seeds, in nats; `gap` = selected - oracle.")
+COVERAGE_NOTE = ("The share of cells whose own 95% interval (from one fit: held-out resampling for critics, the "
+                 "estimator's variance or half-sampling for the others) contains the truth. The interval does not "
+                 "include the bias of a bound, so a biased estimator under-covers; the estimates table's `ci95` is "
+                 "the spread over seeds.")
+FLAGS_NOTE = ("Each flag once per estimator, with one of its cells' sentences; `cells` counts the cells that carry "
+              "it. `not_converged` compares a seed with the best seed of its configuration (Beyond Normal's rule).")
+
+
+def reliability_sections(cells: pd.DataFrame) -> list[Section]:
+    """Selection without the truth, interval coverage and the sanity flags, where the run has any."""
+    sections: list[Section] = []
+    selection = metrics.selection_summary(cells)
+    if not selection.empty:
+        sections.append(("Selection without the truth", selection, SELECTION_NOTE, None))
+    kept = metrics.apply_selection(cells)  # a [select] grid's chosen configurations, as in the estimates table
+    covered = metrics.coverage(kept)
+    if not covered.empty:
+        sections.append(("Interval coverage", covered, COVERAGE_NOTE, None))
+    flagged = metrics.with_seed_flags(kept)
+    rows = [{"method": r.method_label, "flag": name, "sentence": text}
+            for r in flagged.itertuples() for name, text in r.flags.items()]
+    if rows:
+        table = pd.DataFrame(rows)
+        table = (table.groupby(["method", "flag"], sort=False)
+                 .agg(cells=("sentence", "size"), example=("sentence", "first")).reset_index())
+        sections.append(("Sanity flags", table, FLAGS_NOTE, None))
+    return sections
 
 
 def timing_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, str]:

@@ -42,7 +42,8 @@ def load_side(operand: str, default_store: str) -> pd.DataFrame:
 
 
 def per_group(frame: pd.DataFrame) -> pd.DataFrame:
-    ok = frame[frame["status"] == "ok"].copy()
+    chosen = frame["selected"].fillna("") != "no" if "selected" in frame else True  # a [select] grid: its choice
+    ok = frame[(frame["status"] == "ok") & chosen].copy()
     ok["sq_error"] = (ok["estimate"] - ok["true_value"]) ** 2
     steps = pd.to_numeric(ok["steps"], errors="coerce")
     # non-neural estimators take no steps (0) and time no kernel (None): no time per step to compare

@@ -44,11 +44,14 @@ from plugins.bench.baseline import plain_loop
 from plugins.bench.machine import Timed, matmul_peak, peak_kernels, seconds, separable_step_flops, timed
 from plugins.estimators import cpu_gemm
 
-STAIRCASE = {"critic": "separable", "hidden": 256, "layers": 2, "embed_dim": 32, "activation": "relu", "lr": 5e-4}
+# Both protocols as the plain loop trains them: raw marginals, the last critic, no interval to compute.
+PLAIN = {"marginals": "raw", "checkpoint_every": 0, "interval_resamples": 0}
+STAIRCASE = {"critic": "separable", "hidden": 256, "layers": 2, "embed_dim": 32, "activation": "relu", "lr": 5e-4,
+             **PLAIN}
 STAIRCASE_ESTIMATORS = [("infonce", {}), ("nwj", {}), ("smile", {"tau": 5.0})]
 STAIRCASE_LEVELS = [2.0, 4.0, 6.0, 8.0, 10.0]
 STAIRCASE_SEEDS = [0, 1, 2]
-SMALL = {"critic": "separable", "hidden": 16, "layers": 2, "embed_dim": 8, "activation": "relu", "lr": 2e-3}
+SMALL = {"critic": "separable", "hidden": 16, "layers": 2, "embed_dim": 8, "activation": "relu", "lr": 2e-3, **PLAIN}
 SMALL_BATCH, SMALL_SAMPLES = 64, 5000
 _BASE = {"name": "multinormal_dense", "params": {"dim_x": 2, "dim_y": 2, "correlation": 0.8}}
 SMALL_TASKS = [  # 2 x 2 tasks in the spirit of Czyz et al. (2023), Beyond Normal

@@ -3,6 +3,33 @@
 Exact for jointly Gaussian data up to sampling error. For anything else it is the MI of the Gaussian with
 the same covariance, neither a lower nor an upper bound in general (y = x^2 has rho = 0; y = sign(x) + small
 noise has rho near 1 but I <= log 2).
+
+The 95% interval (`delta_method_interval`), from the estimator's own asymptotic variance. For Gaussian data
+and distinct non-zero population canonical correlations rho_i, sqrt(n) (r_i - rho_i) -> N(0, (1 - rho_i^2)^2),
+independently over i (Hsu 1941, Biometrika 32:38; Anderson 2003, An Introduction to Multivariate Statistical
+Analysis, ch. 12). With I = -1/2 sum log(1 - rho_i^2), dI/drho_i = rho_i / (1 - rho_i^2), so by the delta method
+Var(I_hat) ~ sum_i (rho_i / (1 - rho_i^2))^2 (1 - rho_i^2)^2 / n = sum_i rho_i^2 / n.
+That is first order only, and it fails where the dependence is weak (sqrt(n) rho_i of order 1): the r_i are
+then not normal, and the formula gives a standard error near 0 whenever the sample r_i happen to be small.
+Two terms of order 1/n (one in the standard error, one in the centre), negligible at large n, are kept
+for that regime:
+- variance: under local alternatives 2n I_hat (the likelihood-ratio statistic for independence) is
+  non-central chi-square with k = dim_x dim_y degrees of freedom and non-centrality lambda ~ n sum rho_i^2;
+  its variance 2(k + 2 lambda) gives Var(I_hat) ~ sum rho_i^2 / n + dim_x dim_y / (2 n^2), the first term
+  the delta method's, the second what is left at independence.
+- bias: the plug-in is biased upward by exactly wishart_bias(n, dim_x, dim_y) ~ dim_x dim_y / (2n) on
+  Gaussian data, which beside a standard error of order 1/sqrt(n) matters with many dimensions and few
+  samples (3 + 3 dims at n = 200: 0.023 nats against a standard error of about 0.05). The interval is widened
+  on the low side by it: low = plug_in - bias - 1.96 SE, high = plug_in + 1.96 SE, the union of the intervals
+  around the corrected and the plug-in values, whichever `bias_correction` reports. Centring on the corrected
+  value alone under-covers at weak dependence, where I_hat is skewed right (0.88 against 0.93 at n = 100,
+  rho = 0.2); centring on the plug-in alone covers 75% on 5 + 5 dims with 2 pairs at n = 100.
+SE uses the sample r_i for rho_i. The low end is then raised to 0 (or to the estimate, if the estimate is
+negative): MI is never negative (nonneural.mi_interval). Measured coverage, docs/methods.md#intervals:
+94-96% with one to three correlated pairs at n = 200, conservative (97-99%) where many directions are
+independent at small n (the widening by the bias), and 91-93% at weak dependence (n = 50, rho = 0.3;
+n = 100, rho = 0.2). It assumes Gaussian data like the estimate itself: for other data it is an interval for
+the MI of the Gaussian with the same covariance, and even then only with Gaussian fourth moments.
 """
 
 from __future__ import annotations
@@ -15,6 +42,7 @@ from scipy.special import digamma
 
 from harness.api import Budget, Estimate
 from harness.python_api import refuse_constant_columns
+from plugins.estimators.nonneural import Z_95, mi_interval
 from plugins.estimators.paired_samples import InvalidSamples, paired_samples
 
 
@@ -64,6 +92,17 @@ def wishart_bias(n: int, dim_x: int, dim_y: int) -> float:
     return 0.5 * (psi_sum(dim_x) + psi_sum(dim_y) - psi_sum(dim_x + dim_y))
 
 
+def delta_method_se(rho: np.ndarray, n: int, dim_x: int, dim_y: int) -> float:
+    """sqrt(sum rho_i^2 / n + dim_x dim_y / (2 n^2)): the delta-method standard error of the plug-in with the
+    variance it keeps at independence (module docstring)."""
+    return float(np.sqrt(np.sum(np.asarray(rho) ** 2) / n + dim_x * dim_y / (2.0 * n**2)))
+
+
+def delta_method_interval(plug_in: float, bias: float, se: float, value: float) -> tuple[float, float]:
+    """[plug_in - bias - 1.96 se, plug_in + 1.96 se], low end raised to min(value, 0) (module docstring)."""
+    return mi_interval(value, plug_in - bias - Z_95 * se, plug_in + Z_95 * se)
+
+
 def gaussian_mi(
     x: np.ndarray, y: np.ndarray, ridge: float = 1e-6, bias_correction: bool = False
 ) -> tuple[float, dict[str, Any]]:
@@ -77,6 +116,7 @@ def gaussian_mi(
     plug_in = float(-0.5 * np.sum(np.log1p(-np.minimum(rho, 1.0 - 1e-15) ** 2)))
     bias = wishart_bias(x.shape[0], x.shape[1], y.shape[1])
     value = plug_in - bias if bias_correction else plug_in
+    se = delta_method_se(rho, x.shape[0], x.shape[1], y.shape[1])
     diagnostics = {
         "canonical_correlations": rho.tolist(),
         "plug_in": plug_in,
@@ -84,12 +124,15 @@ def gaussian_mi(
         "bias_corrected": bias_correction,
         "ridge": ridge,
         "n": x.shape[0],
+        "interval_method": "delta",
+        "interval_se": se,
     }
     return value, diagnostics
 
 
 class GaussianCCA:
-    """Gaussian MI from canonical correlations as a harness Estimator (deterministic: seed unused)."""
+    """Gaussian MI from canonical correlations as a harness Estimator (deterministic: seed unused), with the
+    delta-method 95% interval of the module docstring."""
 
     target = "mi"
 
@@ -101,4 +144,6 @@ class GaussianCCA:
         refuse_constant_columns(x, "x")  # a suite hands samples as they come; the estimator divides by spreads
         refuse_constant_columns(y, "y")
         value, diagnostics = gaussian_mi(x, y, ridge=self.ridge, bias_correction=self.bias_correction)
-        return Estimate(value=value, trajectory=[], diagnostics=diagnostics)
+        interval = delta_method_interval(diagnostics["plug_in"], diagnostics["wishart_bias"],
+                                         diagnostics["interval_se"], value)
+        return Estimate(value=value, trajectory=[], diagnostics=diagnostics, interval=interval)

@@ -10,6 +10,7 @@ from scipy.special import digamma
 
 from harness.api import Budget, Estimate
 from harness.python_api import refuse_constant_columns
+from plugins.estimators.nonneural import half_sample_interval
 from plugins.estimators.paired_samples import InvalidSamples, paired_samples
 
 # Minkowski p of the norm used inside each marginal space; the joint norm is always the max of the two
@@ -86,16 +87,22 @@ def ksg_mi(x: np.ndarray, y: np.ndarray, k: int = 3, metric: str = "chebyshev") 
 
 
 class KSG:
-    """The KSG estimator as a harness Estimator; deterministic, so budget, device and seed are unused."""
+    """The KSG estimator as a harness Estimator. The value is deterministic (budget and device unused); the
+    seed only picks the random halves of its 95% interval (nonneural.half_sample_interval, same k and
+    metric on each half; interval_resamples = 0 gives none)."""
 
     target = "mi"
 
     def __init__(self, params: Any) -> None:
         self.k = int(params.k)
         self.metric = str(params.metric)
+        self.interval_resamples = int(params.interval_resamples)
 
     def fit_estimate(self, x: np.ndarray, y: np.ndarray, budget: Budget, device: str, seed: int) -> Estimate:
         refuse_constant_columns(x, "x")  # a suite hands samples as they come; the estimator divides by spreads
         refuse_constant_columns(y, "y")
         value, diagnostics = ksg_mi(x, y, k=self.k, metric=self.metric)
-        return Estimate(value=value, trajectory=[], diagnostics=diagnostics)
+        interval, about = half_sample_interval(
+            lambda a, b: ksg_mi(a, b, k=self.k, metric=self.metric)[0], x, y, value, self.interval_resamples, seed
+        )
+        return Estimate(value=value, trajectory=[], diagnostics={**diagnostics, **about}, interval=interval)

@@ -168,3 +168,8 @@ class FGAN(nn.Module):
 
 
 __all__ = ["FGAN", "Capped", "JS", "MINE", "NCE", "NWJ", "SMILE", "TUBA", "InfoNCE", "Interpolated"]
+
+
+# Bounds valued as NWJ / DV averages of exp(T): their batch variance grows like e^I / B
+# (McAllester & Stratos 2020; Song & Ermon 2020), so a training variance above that says noise.
+HIGH_VARIANCE = (NWJ, MINE, JS, TUBA)

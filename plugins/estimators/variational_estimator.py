@@ -6,6 +6,7 @@ strings), so registering and listing the estimators never imports torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -74,11 +75,22 @@ class VariationalEstimator:
         critic = critic_class(dim_x, dim_y, p.hidden, p.layers, p.embed_dim, p.activation)
         return critic, self.objective(p, dim_y)
 
-    def budget_problem(self, n: int, budget: Budget) -> str | None:
-        """Why n samples cannot train this critic under `budget`, before any cell runs (harness.api.ChecksItsBudget)."""
+    def budget_problem(self, n: int, budget: Budget, dim_x: int, dim_y: int,
+                       free_bytes: int | None) -> str | None:
+        """Why n pairs of (dim_x, dim_y) cannot train this critic under `budget`, before any cell runs: too few
+        samples, or more memory than the free_bytes beside the data (harness.api.ChecksItsBudget)."""
         p = self.params
-        return sample_problem(n, budget, Checkpoints(p.checkpoint_every, p.validation, p.value_batch)
-                              if p.checkpoint_every else None)
+        problem = sample_problem(n, budget, Checkpoints(p.checkpoint_every, p.validation, p.value_batch)
+                                 if p.checkpoint_every else None)
+        if problem or free_bytes is None:
+            return problem
+        needed = training_bytes(p, dim_x, dim_y, budget.batch_size, _valuing_batch(n, budget, p))
+        if needed <= free_bytes:
+            return None
+        return (f"training this critic needs about {needed / 2**30:.1f} GiB beside the data (its "
+                f"{critic_parameters(p, dim_x, dim_y):,} parameters with their gradients and Adam moments, and one "
+                f"batch's activations and scores), and this machine has {free_bytes / 2**30:.1f} GiB free beside "
+                "the data; use a smaller hidden, fewer layers, or a smaller batch_size or value_batch.")
 
     def group_key(self) -> Hashable:
         """Cells whose estimators share this key can train as one batched model: same critic, same lr.
@@ -105,6 +117,47 @@ class VariationalEstimator:
         return factory, type(self.params), self.params.model_dump_json()
 
 
+FLOAT_BYTES = 4
+# Training holds each parameter six times: the member's own critic and its copy stacked into the trained
+# model, the gradient, Adam's two moments and the snapshot of the best checkpoint.
+PARAMETER_COPIES = 6
+SCORE_COPIES = 3  # the B x B scores and the bound's temporaries on them (InfoNCE measured about 2.4)
+
+
+def training_bytes(p: CriticParams, dim_x: int, dim_y: int, batch: int, value_rows: int) -> int:
+    """About the peak memory training one critic holds beside its data: the parameters, and the larger of
+    a training step (activations kept for backward) and a valuing batch of value_rows (no gradients)."""
+    step = max(_activation_floats(p, dim_x, dim_y, batch, training=True),
+               _activation_floats(p, dim_x, dim_y, value_rows, training=False))
+    return FLOAT_BYTES * (PARAMETER_COPIES * critic_parameters(p, dim_x, dim_y) + step)
+
+
+def critic_parameters(p: CriticParams, dim_x: int, dim_y: int) -> int:
+    """The parameters of the critic (critics.CRITICS) and of the objective's baseline network, if it has one."""
+    def mlp(dim_in: int, dim_out: int, hidden: int = p.hidden, layers: int = p.layers) -> int:
+        widths = [dim_in, *[hidden] * layers, dim_out]
+        return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+    baseline = mlp(dim_y, 1, p.baseline_hidden, 1) if isinstance(p, BaselineParams) else 0
+    if p.critic == "concat":
+        return mlp(dim_x + dim_y, 1) + baseline
+    bilinear = p.embed_dim**2 if p.critic == "bilinear" else 0
+    return mlp(dim_x, p.embed_dim) + mlp(dim_y, p.embed_dim) + bilinear + baseline
+
+
+def _activation_floats(p: CriticParams, dim_x: int, dim_y: int, rows: int, training: bool) -> int:
+    """Floats alive at once while `rows` pairs pass through the critic: in training, the batch with its
+    copies and each layer's output and activation kept for backward; without gradients, about three
+    layers at a time. A concat critic runs its network on all rows^2 pairs."""
+    concat = p.critic == "concat"
+    positions, inputs, out = (rows * rows, [dim_x + dim_y], 1) if concat else (rows, [dim_x, dim_y], p.embed_dim)
+    if training:
+        per_position = sum(2 * d + 2 * p.layers * p.hidden + out for d in inputs)
+    else:
+        per_position = sum(d + 3 * max(p.hidden, out) for d in inputs)
+    return positions * per_position + SCORE_COPIES * rows * rows
+
+
 def _fit_group(members: Sequence[Member], budget: Budget, device: str, critic_class) -> list[Estimate | Exception]:
     keys = {estimator.group_key() if isinstance(estimator, VariationalEstimator) else None
             for estimator, *_ in members}
@@ -129,25 +182,48 @@ def _fit_group(members: Sequence[Member], budget: Budget, device: str, critic_cl
     checkpoints = Checkpoints(p.checkpoint_every, p.validation, p.value_batch) if p.checkpoint_every else None
     results = train_critics(critic, [built[g][1] for g in order], [members[g][1] for g in order],
                             [members[g][2] for g in order], budget, device, [members[g][3] for g in order],
-                            p.lr, checkpoints=checkpoints)
+                            p.lr, checkpoints=checkpoints, interval_resamples=p.interval_resamples)
     unsorted: list[Estimate | Exception] = [None] * len(members)  # type: ignore[list-item]
     for position, g in enumerate(order):
         unsorted[g] = results[position]
     valued_on = _valuing_batch(len(members[0][1]), budget, p)
     for (_, objective), result in zip(built, unsorted, strict=True):
+        if not isinstance(result, Estimate):
+            continue
         cap = objective.cap_nats(valued_on) if isinstance(objective, objectives.Capped) else None
-        if isinstance(result, Estimate) and cap is not None:
+        if cap is not None:
             # The report draws this line for this estimator only: the core names no bound.
             result.diagnostics["cap_nats"] = cap
+        result.flags |= _bound_flags(objective, result, cap, budget.batch_size)
     return unsorted
+
+
+CAP_MARGIN = 0.1  # nats: an estimate this close to its cap says "at least"
+
+
+def _bound_flags(objective: nn.Module, result: Estimate, cap: float | None, batch: int) -> dict[str, str]:
+    """The flags a bound's own statistics raise: at its cap, or (for the e^I-variance bounds) pure noise."""
+    flags = {}
+    if cap is not None and result.value >= cap - CAP_MARGIN:
+        flags["at_cap"] = (f"{result.value:.3f} nats is within {CAP_MARGIN} of the bound's cap log B = {cap:.3f}: the "
+                           "true value may be higher (read it as 'at least'); value on larger batches (value_batch)")
+    variance = result.diagnostics.get("last_quarter_var")
+    if isinstance(objective, objectives.HIGH_VARIANCE) and variance is not None:
+        allowed = math.exp(min(max(result.value, 0.0), 50.0)) / batch
+        if variance > allowed:
+            flags["noisy"] = (f"the batch values over the last quarter of training vary by {variance:.3g} (variance), "
+                              f"more than e^I / B = {allowed:.3g} allows: the estimate is mostly noise; a bound with "
+                              "lower variance (smile, infonce) or a larger batch helps")
+    return flags
 
 
 def _valuing_batch(n: int, budget: Budget, params: CriticParams) -> int:
     """How many pairs each batch value behind the estimate saw: the training batch when streaming or
     valuing the last critic; the value batch (or the whole held-out half) when a checkpoint is chosen."""
-    if not params.checkpoint_every:
+    heldout = n - heldout_start(n, budget)
+    if not params.checkpoint_every or not heldout:
         return budget.batch_size
-    return min(params.value_batch or n, n - heldout_start(n, budget))
+    return min(params.value_batch or n, heldout)
 
 
 # One builder per registered name. Each objective factory is a lambda of its own builder, so
