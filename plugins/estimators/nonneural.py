@@ -1,9 +1,9 @@
-"""Non-neural MI estimators to compare neural ones with: KSG, Gaussian (CCA) and histogram plug-in.
+"""Non-neural MI estimators to compare neural ones with: KSG, Gaussian (CCA), histogram, KDE and mixture plug-ins.
 
-The implementations live in knn.py, cca.py and histogram.py and are imported only when built. What they
-share lives here: the 95% interval every one of them puts on its estimate (`mi_interval`), and the
-half-sampling standard error of the two without a variance formula, KSG and the histogram
-(`half_sample_interval`). scipy is imported inside the function, so listing stays cheap.
+The implementations live in knn.py, cca.py, histogram.py, kde.py and gmm.py and are imported only when built.
+What they share lives here: the 95% interval every one of them puts on its estimate (`mi_interval`), and the
+half-sampling standard error of those without a variance formula, all but CCA (`half_sample_interval`).
+scipy is imported inside the function, so listing stays cheap.
 
 Half-sampling (`half_sample_interval`): R random halves of the n pairs, each m = floor(n/2) pairs drawn
 without replacement (so no pair is ever duplicated: a bootstrap's repeated points are at distance 0, which
@@ -133,6 +133,22 @@ class HistogramParams(Params):
     interval_resamples: IntervalResamples = 20
 
 
+class KDEParams(Params):
+    bandwidth: Literal["scott", "cv"] = Field(
+        "scott",
+        description="Gaussian kernel width per space (x, y, joint) on standardised data: Scott's n^(-1/(d+4)), "
+        "or the multiple of it (0.25 to 2) of highest leave-one-out likelihood",
+    )
+    interval_resamples: IntervalResamples = 20
+
+
+class GMMParams(Params):
+    max_components: int = Field(8, ge=1, le=100, description="BIC picks the mixture size among 1..max_components")
+    mc_samples: int = Field(50_000, ge=100, le=5_000_000,
+                            description="draws from the fitted mixture for the Monte-Carlo MI")
+    interval_resamples: IntervalResamples = 20
+
+
 @hookimpl
 def register_estimators(register):
     register(EstimatorSpec(
@@ -155,4 +171,18 @@ def register_estimators(register):
         params=HistogramParams,
         build="plugins.estimators.histogram:Histogram",
         cite="Miller 1955, Note on the bias of information estimates; Paninski 2003, Neural Comput. 15:1191",
+    ))
+    register(EstimatorSpec(
+        name="kde",
+        summary="kernel-density plug-in H(X) + H(Y) - H(X,Y), Gaussian kernels, leave-one-out entropies",
+        params=KDEParams,
+        build="plugins.estimators.kde:KDE",
+        cite="Moon, Rajagopalan, Lall 1995, Phys. Rev. E 52:2318; Scott 1992, Multivariate Density Estimation",
+    ))
+    register(EstimatorSpec(
+        name="gmm",
+        summary="Gaussian-mixture plug-in: mixture fit by EM (size by BIC), MI of the fit by Monte Carlo",
+        params=GMMParams,
+        build="plugins.estimators.gmm:GMM",
+        cite="Schwarz 1978, Ann. Statist. 6:461 (BIC); Cover & Thomas 2006, Elements of Information Theory, ch. 8",
     ))

@@ -43,7 +43,7 @@ class CriticParams(Params):
     activation: Activation = "elu"
     lr: Annotated[float, Field(gt=0)] = 1e-3
     marginals: Literal["raw", "gaussianize"] = "gaussianize"
-    checkpoint_every: Annotated[int, Field(ge=0)] = 100
+    checkpoint_every: Annotated[int, Field(ge=0)] = 50
     validation: Annotated[float, Field(gt=0, lt=1)] = 0.1
     value_batch: Annotated[int, Field(ge=0)] = 1250
     interval_resamples: Annotated[int, Field(ge=0, le=10_000)] = 20

@@ -6,6 +6,8 @@ BEYOND_NORMAL = "Czyz et al. 2023, Beyond Normal: On the Evaluation of Mutual In
 MIXTURES = ("Czyz et al. 2023, The Mixtures and the Neural Critics: On the Pointwise Mutual Information "
             "Profiles of Fine Distributions, arXiv:2310.10240")
 POOLE = "Poole et al. 2019, On Variational Bounds of Mutual Information, arXiv:1905.06922"
+QUANTISATION = "Cover & Thomas 2006, Elements of Information Theory, sec. 8.3 (differential and discrete entropy)"
+SYMMETRIC_CHANNEL = "Cover & Thomas 2006, Elements of Information Theory, sec. 7.2 (symmetric channels)"
 
 _MODULE = "plugins.tasks"
 
@@ -38,8 +40,12 @@ def register_tasks(register):
     add("additive_uniform", "X ~ U(0,1), Y = X + U(-eps, eps); closed form",
         p.AdditiveUniformParams, f"{_MODULE}.low_dimensional:build_additive_uniform", BEYOND_NORMAL)
     add("discrete_continuous", "X uniform on k classes, Y | X ~ N(spacing X, sigma^2); 1-D quadrature",
-        p.DiscreteContinuousParams, f"{_MODULE}.low_dimensional:build_discrete_continuous",
+        p.DiscreteContinuousParams, f"{_MODULE}.discrete:build_discrete_continuous",
         BEYOND_NORMAL)
+    add("quantized_gaussian", "correlated Gaussian pairs, each coordinate quantised into bins levels; exact cell sums",
+        p.QuantizedGaussianParams, f"{_MODULE}.discrete:build_quantized_gaussian", QUANTISATION)
+    add("noisy_channel", "X uniform on k symbols, Y = X or (probability eps) another symbol; closed form",
+        p.NoisyChannelParams, f"{_MODULE}.discrete:build_noisy_channel", SYMMETRIC_CHANNEL)
     add("mixture_x", "1x1 mixture of two Gaussians correlated +rho and -rho (an X); Monte Carlo",
         p.XParams, f"{_MODULE}.mixtures:build_x", MIXTURES)
     add("mixture_ai", "1x1 six-Gaussian mixture drawing the letters AI; Monte Carlo",

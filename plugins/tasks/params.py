@@ -59,6 +59,18 @@ class DiscreteContinuousParams(Params):
     sigma: float = Field(0.5, gt=0, description="standard deviation of Y given X")
 
 
+class QuantizedGaussianParams(Params):
+    dim: int = Field(1, ge=1, le=MAX_DIM, description="independent quantised pairs (X_i, Y_i): dim of X and of Y")
+    correlation: float = Field(0.8, ge=-0.999, le=0.999, description="correlation of each Gaussian pair")
+    bins: int = Field(8, ge=2, le=1000, description="levels per coordinate (equal-width cells)")
+    span: float = Field(2.0, gt=0, le=40, description="the cells cut [-span, span]; the end cells reach to +-inf")
+
+
+class NoisyChannelParams(Params):
+    symbols: int = Field(4, ge=2, le=1_000_000, description="X is uniform on {0, ..., symbols - 1}")
+    flip_probability: float = Field(0.2, ge=0, le=1, description="P(Y != X); Y is then uniform on the other symbols")
+
+
 class XParams(Params):
     correlation: float = Field(0.9, gt=-1, lt=1, description="correlation of each arm of the X")
 
