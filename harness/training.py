@@ -148,7 +148,10 @@ def train_critics(
                 "last_quarter_var": float(last[:, g].var()) if len(last) > 1 else None}
             estimate.interval = bounds[g]
             estimate.criterion = chosen.validation[g] if chosen else None
-            estimate.flags = loop_flags(estimate.value, record, g, split, budget)
+            # the training values beside the estimate: the steps leading to the chosen checkpoint, else the last quarter
+            trained = (record.values[max(0, chosen.step[g] - chosen.every):chosen.step[g], g] if chosen
+                       else last[:, g])
+            estimate.flags = loop_flags(estimate.value, float(trained.double().mean()), split, budget)
     return estimates
 
 
@@ -156,8 +159,9 @@ def _last_quarter(steps: int) -> int:
     return max(1, steps // 4)
 
 
-def loop_flags(value: float, record: _Record, g: int, split: _Split, budget: Budget) -> dict[str, str]:
-    """The sanity flags any critic's training can raise, whatever its bound (docs/reliability.md)."""
+def loop_flags(value: float, trained: float, split: _Split, budget: Budget) -> dict[str, str]:
+    """The sanity flags any critic's training can raise, whatever its bound (docs/estimates.md); `trained`
+    is the mean training-batch value of the steps the estimate stands for."""
     flags = {}
     b, fit = budget.batch_size, split.fit
     if b > fit:
@@ -167,10 +171,10 @@ def loop_flags(value: float, record: _Record, g: int, split: _Split, budget: Bud
         flags["few_samples"] = (f"the training split holds {fit} rows, under 4 batches of {b}: successive batches "
                                 "mostly repeat rows; the budget needs more samples")
     if not split.streaming:
-        trained = float(record.values[-_last_quarter(budget.steps):, g].double().mean())
         gap = trained - value
         if gap > max(0.1, 0.1 * abs(value)):
-            flags["overfit"] = (f"the training batches' value over the last quarter ({trained:.3f}) exceeds the "
+            flags["overfit"] = (f"the training batches' value ({trained:.3f}, before the chosen checkpoint or over "
+                                f"the last quarter) exceeds the "
                                 f"held-out estimate ({value:.3f}) by {gap:.3f} nats: the critic fits its training rows "
                                 "rather than the distribution (fewer steps, or checkpoint_every, help)")
     return flags

@@ -52,7 +52,6 @@ class Mixture:
 
     def log_density(self, points: np.ndarray) -> np.ndarray:
         from scipy.linalg import solve_triangular
-        from scipy.special import logsumexp
 
         dim = points.shape[1]
         per_component = np.empty((points.shape[0], len(self.weights)))
@@ -60,8 +59,10 @@ class Mixture:
             cholesky = np.linalg.cholesky(covariance)
             whitened = solve_triangular(cholesky, (points - mean).T, lower=True)
             log_det = 2.0 * np.sum(np.log(np.diag(cholesky)))
-            per_component[:, k] = np.log(weight) - 0.5 * (np.sum(whitened**2, axis=0) + log_det + dim * np.log(2 * np.pi))
-        return logsumexp(per_component, axis=1)
+            squared = np.sum(whitened**2, axis=0)
+            per_component[:, k] = np.log(weight) - 0.5 * (squared + log_det + dim * np.log(2 * np.pi))
+        top = per_component.max(axis=1, keepdims=True)  # log-sum-exp; scipy's costs 6 ms per 50 000 rows here
+        return top[:, 0] + np.log(np.exp(per_component - top).sum(axis=1))
 
     def sample(self, m: int, rng: np.random.Generator) -> np.ndarray:
         labels = rng.choice(len(self.weights), size=m, p=self.weights / self.weights.sum())
@@ -75,12 +76,15 @@ class Mixture:
 
 def mixture_mi(mixture: Mixture, dim_x: int, m: int, rng: np.random.Generator) -> tuple[float, float]:
     """(I(q), its Monte-Carlo standard error) from m draws of q, the pointwise MI evaluated in chunks."""
+    from threadpoolctl import threadpool_limits
+
     x_side, y_side = mixture.marginal(slice(0, dim_x)), mixture.marginal(slice(dim_x, None))
     pmi = np.empty(m)
-    for start in range(0, m, MC_CHUNK):
-        z = mixture.sample(min(MC_CHUNK, m - start), rng)
-        pmi[start:start + len(z)] = (mixture.log_density(z) - x_side.log_density(z[:, :dim_x])
-                                     - y_side.log_density(z[:, dim_x:]))
+    with threadpool_limits(limits=1):  # as in fit_mixture: BLAS threads on shared cores made the draws 3x slower
+        for start in range(0, m, MC_CHUNK):
+            z = mixture.sample(min(MC_CHUNK, m - start), rng)
+            pmi[start:start + len(z)] = (mixture.log_density(z) - x_side.log_density(z[:, :dim_x])
+                                         - y_side.log_density(z[:, dim_x:]))
     return float(pmi.mean()), float(pmi.std(ddof=1) / np.sqrt(m))
 
 
@@ -112,6 +116,8 @@ def standardised_joint(x: np.ndarray, y: np.ndarray, max_components: int) -> tup
     """(z, dim_x): z = (x, y) checked, each column centred and scaled to unit variance. It needs
     2 max_components pairs at least, so that every half of the interval can still hold the largest mixture."""
     x, y = paired_samples(x, y, min_n=max(4, 2 * max_components))
+    refuse_constant_columns(x, "x")  # a constant column has no spread to scale by
+    refuse_constant_columns(y, "y")
     z = np.hstack([x, y])
     return (z - z.mean(axis=0)) / z.std(axis=0), x.shape[1]
 
@@ -126,7 +132,7 @@ def gmm_mi(x: np.ndarray, y: np.ndarray, max_components: int = 8, mc_samples: in
 def _gmm_mi_standardised(z: np.ndarray, dim_x: int, max_components: int, mc_samples: int, seed: int
                          ) -> tuple[float, dict[str, Any]]:
     mixture, model, bics = fit_by_bic(z, max_components, seed)
-    value, stderr = mixture_mi(mixture, dim_x, mc_samples, np.random.default_rng(seed))
+    value, stderr = mixture_mi(mixture, dim_x, mc_samples, np.random.default_rng(int(seed) % 2**64))
     diagnostics = {
         "components": len(mixture.weights),
         "bic_by_components": bics,
@@ -164,8 +170,6 @@ class GMM:
         self.interval_resamples = int(params.interval_resamples)
 
     def fit_estimate(self, x: np.ndarray, y: np.ndarray, budget: Budget, device: str, seed: int) -> Estimate:
-        refuse_constant_columns(x, "x")  # standardising divides by each column's spread
-        refuse_constant_columns(y, "y")
         z, dim_x = standardised_joint(x, y, self.max_components)
         value, diagnostics = _gmm_mi_standardised(z, dim_x, self.max_components, self.mc_samples, seed)
         components = diagnostics["components"]

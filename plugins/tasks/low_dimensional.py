@@ -73,7 +73,3 @@ class DiscreteContinuousTask(MITask):
 
 def build_additive_uniform(params: AdditiveUniformParams) -> AdditiveUniformTask:
     return AdditiveUniformTask(params)
-
-
-def build_discrete_continuous(params: DiscreteContinuousParams) -> DiscreteContinuousTask:
-    return DiscreteContinuousTask(params)
