@@ -16,9 +16,10 @@ from harness.api import (
 )
 from harness.errors import UserError
 from harness.hookspecs import hookimpl
-from harness.python_api import estimate, run_suite
+from harness.python_api import estimate, pmi_profile, run_suite
 
 __all__ = [
     "Budget", "DatasetSpec", "Embeddings", "EncoderSpec", "Estimate", "EstimatorSpec", "GroundTruth",
-    "NoParams", "Params", "Spec", "SuiteSpec", "TaskSpec", "UserError", "estimate", "hookimpl", "run_suite",
+    "NoParams", "Params", "Spec", "SuiteSpec", "TaskSpec", "UserError", "estimate", "hookimpl", "pmi_profile",
+    "run_suite",
 ]

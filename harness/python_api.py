@@ -220,6 +220,36 @@ def _clipped(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[:limit - 40]}... ({len(text)} characters)"
 
 
+def pmi_profile(task: str, n: int = 10_000, seed: int = 0, **params: Any) -> np.ndarray:
+    """Samples of the pointwise MI, log p(x, y) / (p(x) p(y)), at n pairs drawn from the task's joint.
+
+    Their mean is the task's MI (within its standard error, sd / sqrt(n)); their spread says how hard
+    the task is for the NWJ / DV bounds, whose variance grows with it (Czyz et al. 2023). `task` is a
+    registered name or a call ("half_cube(gaussian(dim=3, mi=1.0))"); the task must know its log
+    density ratio (harness.api.DensityRatioTask), else a UserError says so.
+
+    >>> harness.pmi_profile("gaussian", dim=2, mi=1.0).mean()  # about 1.0
+    """
+    from harness.api import DensityRatioTask
+    from harness.call_syntax import parse_reference
+    from harness.suite import validate_params
+
+    registry.warn_about_problems()
+    if not isinstance(task, str):
+        raise UserError(f"task must be a registered task's name or call, e.g. 'gaussian(dim=2)'; got "
+                        f"{type(task).__name__} {_shown(task)}.")
+    where = f"harness.pmi_profile({_shown(task)})"
+    name, called = parse_reference(task, "task", where)
+    _check_int("n", n, 1, 10_000_000)
+    _check_int("seed", seed, 0, MAX_SEED - 1)
+    built = registry.get("task", name, where).instantiate(validate_params("task", name, {**called, **params}, where))
+    if built.measures != "mi" or not isinstance(built, DensityRatioTask):
+        raise UserError(f"{where}: task {name!r} does not know its pointwise MI (it has no log_density_ratio), "
+                        "so it has no PMI profile.")
+    x, y = built.sample(n, np.random.default_rng(seed))
+    return np.asarray(built.log_density_ratio(x, y), dtype=np.float64)
+
+
 def run_suite(path: str | Path, *, store: str | Path = DEFAULT_STORE, run: str | None = None,
               jobs: int = 1, device: str | None = None, report_dir: str | Path | None = None):
     """Run a suite file (resuming), optionally write its report, and return the summary table."""

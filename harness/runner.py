@@ -77,6 +77,11 @@ def _run_cells(suite: Suite, store: Store, run_name: str, executor: Executor | N
         for cell, result in grouping.map_cells(executor, todo, group=group, announce=progress.console.print):
             store.write(run_name, cell, result)
             statuses[result.status] += 1
+            if store.lease_lost(run_name):
+                done_here = sum(statuses.values())
+                raise UserError(f"run {run_name!r} was taken over by another runner while this one went unheard "
+                                f"(see MI_HARNESS_LEASE_TIMEOUT); the {done_here} cell{'s' * (done_here != 1)} "
+                                "finished here are kept, the rest left to it.")
             progress.update(bar, advance=1, description=f"{suite.name}: {cell}")
     return RunSummary(run_name, len(suite.cells), len(suite.cells) - len(todo), statuses)
 

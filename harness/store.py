@@ -223,6 +223,11 @@ class Store:
                                                    f"not heard from by {abandoned.isoformat(timespec='seconds')}")
         return held.left(run, f"was last heard from at {held.heard}, over {timeout:.10g} s ago")
 
+    def lease_lost(self, run: str) -> bool:
+        """Whether another runner has taken `run` over from this one (its heartbeat found the lease gone)."""
+        heartbeat = self._heartbeats.get(run)
+        return heartbeat is not None and heartbeat.lost.is_set()
+
     def release_lease(self, run: str) -> None:
         if heartbeat := self._heartbeats.pop(run, None):
             heartbeat.stop()  # first: a store that refuses the release below must not keep the lease alive
@@ -369,6 +374,7 @@ class LeaseHeartbeat:
         self.uri = f"file:{urllib.parse.quote(str(path))}?mode=rw"  # rw: a beat never creates a removed store
         self.run, self.pid, self.host = run, pid, host
         self._stopped = threading.Event()
+        self.lost = threading.Event()  # set when a beat finds the lease held by another runner
         self._thread = threading.Thread(target=self._beat_until_stopped, name=f"lease heartbeat of {run}",
                                         daemon=True)
         self._thread.start()
@@ -384,8 +390,10 @@ class LeaseHeartbeat:
     def _beat(self) -> None:
         try:
             with contextlib.closing(sqlite3.connect(self.uri, uri=True, timeout=BEAT_LOCK_TIMEOUT_S)) as db, db:
-                db.execute("UPDATE leases SET heartbeat = ? WHERE run = ? AND pid = ? AND host = ?",
-                           (now(), self.run, self.pid, self.host))
+                beat = db.execute("UPDATE leases SET heartbeat = ? WHERE run = ? AND pid = ? AND host = ?",
+                                  (now(), self.run, self.pid, self.host))
+                if beat.rowcount == 0:
+                    self.lost.set()
         except sqlite3.Error:
             pass  # this beat is skipped; the next may land
 

@@ -191,12 +191,26 @@ class _Snapshots:
         self.states = {s: state for s, state in self.states.items() if s in keep}
         self.states[step] = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in self.modules]
 
-    def restore(self, step: int) -> bool:
-        if step not in self.states:
-            return False  # the critic as it stands is that step's (the last)
-        for module, state in zip(self.modules, self.states[step], strict=True):
-            module.load_state_dict(state)
-        return True
+    def restore_members(self, steps: Sequence[int], runs: list[tuple[nn.Module, int, int]]) -> None:
+        """Load into the modules, member by member, the checkpoint each member chose (steps[g]; a step with
+        no snapshot is the last, as the modules stand). The grouped critic keeps member g's weights at rows
+        g, G + g, ... of each tensor's first dimension (harness.api's grouped critics stack that way); an
+        objective with state of its own serves one member."""
+        g_count = len(steps)
+        critic, *objectives = self.modules
+        state = {name: tensor.clone() for name, tensor in critic.state_dict().items()}
+        for name, tensor in state.items():
+            if tensor.dim() == 0 or tensor.shape[0] % g_count:
+                raise ValueError(f"the grouped critic's {name} does not stack its {g_count} members on its first "
+                                 f"dimension ({tuple(tensor.shape)})")
+            for g, step in enumerate(steps):
+                if step in self.states:
+                    rows = torch.arange(g, tensor.shape[0], g_count)
+                    tensor[rows] = self.states[step][0][name][rows]
+        critic.load_state_dict(state)
+        for position, (objective, start, stop) in enumerate(runs, start=1):
+            if stop - start == 1 and steps[start] in self.states and objective.state_dict():
+                objective.load_state_dict(self.states[steps[start]][position])
 
 
 class Intervals:
@@ -229,13 +243,9 @@ class Intervals:
         if not self.resamples or subset < 2:
             return [None] * len(final)
         scale = subset / ((1 - subset / rows) * batches * batch)
-        bounds: list[tuple[float, float] | None] = [None] * len(final)
-        for step in sorted(set(steps), reverse=True):  # the last critic first, before any snapshot replaces it
-            snapshots.restore(step)
-            values = self._subset_values(critic, runs, split, subset)
-            for g in (g for g, chosen in enumerate(steps) if chosen == step):
-                bounds[g] = _normal(final[g], math.sqrt(float(values[:, g].double().var()) * scale))
-        return bounds
+        snapshots.restore_members(steps, runs)  # each member's chosen critic: one pass of subsets serves all
+        values = self._subset_values(critic, runs, split, subset)
+        return [_normal(final[g], math.sqrt(float(values[:, g].double().var()) * scale)) for g in range(len(final))]
 
     def _subset_values(self, critic: nn.Module, runs: list[tuple[nn.Module, int, int]], split: _Split,
                        subset: int) -> Tensor:

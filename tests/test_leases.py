@@ -194,6 +194,28 @@ def test_a_beat_that_cannot_be_written_is_skipped_and_the_next_lands(tmp_path, m
     assert leases(db) == [] and heartbeat_threads() == []
 
 
+def test_a_runner_whose_lease_was_taken_over_stops_after_the_cell_in_hand(tmp_path, monkeypatch):
+    """Another host took the run over while this runner went unheard: its next beat finds the lease gone,
+    and it stops after writing the cell it was on, so the two do not both compute the rest."""
+    monkeypatch.setattr(store, "HEARTBEAT_INTERVAL_S", 0.05)
+    results = Store(tmp_path / "taken.sqlite")
+    write = results.write
+
+    def write_then_lose_the_lease(run, cell, result):
+        write(run, cell, result)
+        with contextlib.closing(sqlite3.connect(results.path)) as other, other:
+            other.execute("UPDATE leases SET pid = 4242, host = 'elsewhere' WHERE run = ?", (run,))
+        deadline = time.time() + 5
+        while not results.lease_lost(run) and time.time() < deadline:
+            time.sleep(0.02)
+
+    monkeypatch.setattr(results, "write", write_then_lose_the_lease)
+    with pytest.raises(UserError, match="taken over by another runner .* the 1 cell finished here are kept, the rest"):
+        runner.run(load(suite_file(tmp_path)), results, show_progress=False)
+    assert len(results.finished_keys("toy")) == 1 and heartbeat_threads() == []
+    assert leases(results.path)[0][:2] == (4242, "elsewhere")  # the new holder's lease is left alone
+
+
 def test_ctrl_c_stops_the_heartbeat_and_releases_the_lease(tmp_path, monkeypatch):
     results = Store(tmp_path / "interrupted.sqlite")
 

@@ -57,7 +57,7 @@ def test_the_heldout_interval_matches_the_spread_over_fresh_heldout_samples():
         split = heldout_split(*gaussian(1.0, 1000, seed=seed))
         (value,) = training.heldout_values(critic, runs, split.x, split.y, 250)
         intervals = training.Intervals(40, [seed])
-        (bounds,) = intervals.heldout([value], critic, runs, split, 250, [1], training._Snapshots([]))
+        (bounds,) = intervals.heldout([value], critic, runs, split, 250, [1], training._Snapshots([critic]))
         values.append(value)
         errors.append((bounds[1] - bounds[0]) / (2 * 1.96))
     ratio = np.sqrt(np.mean(np.square(errors))) / np.std(values, ddof=1)
@@ -81,11 +81,14 @@ def test_every_protocol_gives_an_interval_around_its_estimate_and_none_when_aske
     assert fit("infonce", 2000, 200, 64, interval_resamples=0).interval is None
 
 
-def test_a_grouped_cell_gets_the_interval_it_gets_alone():
-    estimator = registry.get("estimator", "infonce").instantiate({"hidden": 16, "layers": 2})
-    budget = Budget(steps=150, batch_size=64)
-    members = [(estimator, *gaussian(0.5 + i, 2000, seed=i), 10 + i) for i in range(3)]
+@pytest.mark.parametrize("name", ["infonce", "tuba"])  # TUBA: an objective with weights of its own
+def test_a_grouped_cell_gets_the_interval_it_gets_alone(name):
+    """Members that chose different checkpoints are valued, in one pass, each at its own checkpoint."""
+    estimator = registry.get("estimator", name).instantiate({"hidden": 16, "layers": 2, "checkpoint_every": 25})
+    budget = Budget(steps=200, batch_size=64)
+    members = [(estimator, *gaussian(0.2 + 1.2 * i, 2000, seed=i), 10 + i) for i in range(4)]
     grouped = estimator.fit_estimate_group(members, budget, "cpu")
+    assert len({estimate.diagnostics["chosen_step"] for estimate in grouped}) > 1
     for member, together in zip(members, grouped, strict=True):
         alone = estimator.fit_estimate(member[1], member[2], budget, "cpu", member[3])
         assert (alone.value, alone.interval, alone.criterion) == (together.value, together.interval,
@@ -264,3 +267,24 @@ def test_the_store_keeps_interval_criterion_and_flags(tmp_path):
     assert (row["interval_low"], row["interval_high"]) == (result.interval_low, result.interval_high)
     assert row["criterion"] == pytest.approx(result.criterion) and row["flags"] == result.flags
     assert "few_samples" in json.loads(metrics.export_frame(store.cells("r"))["flags"].iloc[0])
+
+
+@pytest.mark.parametrize("task", ["gaussian(dim=2, mi=1.0)", "half_cube(gaussian(dim=3, mi=0.5))",
+                                  "student_t(2, 2, dof=2.0, pairs=0)", "mixture_x", "noisy_channel"])
+def test_a_pmi_profile_averages_to_the_tasks_mi(task):
+    """The mean of n PMI samples equals the MI within 4 standard errors (sd / sqrt n), plus the truth's own."""
+    from harness.call_syntax import parse_reference
+
+    profile = harness.pmi_profile(task, n=20_000, seed=3)
+    name, params = parse_reference(task, "task", "test")
+    truth = registry.get("task", name).instantiate(params).ground_truth("mi")
+    error = np.hypot(profile.std(ddof=1) / np.sqrt(len(profile)), truth.stderr)
+    assert abs(profile.mean() - truth.value) < 4 * error, (profile.mean(), truth)
+    assert (profile == harness.pmi_profile(task, n=20_000, seed=3)).all()
+
+
+@pytest.mark.parametrize("task, complaint", [("gaussian_pair", "no PMI profile"), (3, "registered task's name"),
+                                             ("gaussian(dim=0)", "dim")])
+def test_a_task_without_a_pmi_profile_is_one_user_error(task, complaint):
+    with pytest.raises(UserError, match=complaint):
+        harness.pmi_profile(task, n=100)
