@@ -1,6 +1,7 @@
 """`mi-harness bench`: its FLOP count is torch's own count, and its baseline is the same protocol as ours."""
 
 import json
+import statistics
 
 import numpy as np
 import pytest
@@ -54,6 +55,23 @@ def test_bench_runs_and_writes_its_numbers(tmp_path, monkeypatch):
     plain, runner = (r["mean_abs_error"] for r in saved["rows"] if r["workload"] == machine)
     assert abs(plain - runner) < 1e-3
     assert "grouped vs plain loop" in lines[0] and f"{machine}: runner vs plain loop" in lines[0]
+    headline = benchmark.headline(report)
+    assert headline["per_core_ratio"] == statistics.median(report.ratios["staircase: grouped vs plain loop"])
+    assert headline["per_machine_ratio"] == report.ratios[f"{machine}: runner vs plain loop"][0]
+    assert headline["small_critics_ratio"] == report.ratios["16 small tasks: grouped vs one by one"][0]
+    assert headline["training_gflops"] > 0 and headline["peak_gflops"] == 1.0
+    assert headline["kernel"] in ("torch", "onednn") and json.loads(json.dumps(headline)) == headline
+
+
+def test_bench_json_is_one_object_on_stdout(monkeypatch, capsys):
+    from cli_in_process import run_main
+
+    monkeypatch.setattr(benchmark, "matmul_peak", lambda device, threads, size, kernel: 1.0)
+    code, output = run_main(monkeypatch, capsys, "bench", "--format", "json", "--steps", "3", "--repeats", "1",
+                            "--no-small", "--machine-steps", "0")
+    printed = json.loads(output)
+    assert code == 0 and printed["per_core_ratio"] > 0 and printed["per_machine_ratio"] is None
+    assert printed["small_critics_ratio"] is None and set(printed) >= {"training_gflops", "peak_gflops", "kernel"}
 
 
 def test_the_peak_is_the_best_kernel_and_the_better_of_two_measurements(monkeypatch):

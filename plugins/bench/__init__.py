@@ -22,13 +22,16 @@ from harness import hookimpl
               help="Steps of the whole-machine staircase comparison (CPU; 0 skips it).")
 @click.option("--repeats", default=2, show_default=True, help="Interleaved repeats of baseline and ours.")
 @click.option("--output", "-o", type=click.Path(), help="Also write the numbers as JSON.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one object on stdout (per_core_ratio, per_machine_ratio, small_critics_ratio, "
+                   "training_gflops, peak_gflops, kernel, and the whole report).")
 def bench(device: str, steps: int, levels: int, small_steps: int, small: bool, machine_steps: int, repeats: int,
-          output: str | None) -> None:
+          output: str | None, fmt: str) -> None:
     """Critic-training speed: GFLOP/s beside the matmul peak, and against a plain PyTorch loop."""
     from plugins.bench import benchmark
 
     benchmark.main(device=device, steps=steps, levels=levels, repeats=repeats, small_steps=small_steps,
-                   small=small, machine_steps=machine_steps, output=output, echo=click.echo)
+                   small=small, machine_steps=machine_steps, output=output, echo=click.echo, fmt=fmt)
 
 
 @hookimpl

@@ -207,8 +207,9 @@ def machine_workload(report: Report, steps: int, levels: int, repeats: int, flop
 
 def main(device: str = "cpu", steps: int = 200, levels: int = 1, repeats: int = 2, small_steps: int = 300,
          small: bool = True, machine_steps: int = 2000, output: str | None = None,
-         echo: Callable[[str], None] = print) -> Report:
-    """Run the benchmark and print its table; returns the numbers (also written to `output` as JSON)."""
+         echo: Callable[[str], None] = print, fmt: str = "text") -> Report:
+    """Run the benchmark and print its table (or, fmt "json", `headline` as one JSON object); returns the
+    numbers (also written to `output` as JSON)."""
     torch_device = resolve_device(device)
     torch.set_num_threads(1)
     retain_freed_memory()  # the plain loop gets the same allocator as ours
@@ -234,11 +235,27 @@ def main(device: str = "cpu", steps: int = 200, levels: int = 1, repeats: int = 
         flops = separable_step_flops(SMALL_BATCH, 2, 2, SMALL["hidden"], SMALL["layers"], SMALL["embed_dim"])
         compare_workload(report, "16 small tasks", members, budget, SMALL, torch_device, repeats, flops, alone=True)
     measure_peaks(report, torch_device)  # again: a peak measured low would flatter every % of peak
-    echo(render(report))
+    echo(json.dumps(headline(report)) if fmt == "json" else render(report))
     if output:
         with open(output, "w") as handle:
             json.dump(asdict(report), handle, indent=2)
     return report
+
+
+def headline(report: Report) -> dict[str, Any]:
+    """The numbers CI and scripts read: the median ratios (None where a workload did not run), the staircase's
+    grouped training GFLOP/s, the one-thread matmul peak and the kernel, with the whole report beside them."""
+    def median(name: str) -> float | None:
+        ratios = report.ratios.get(name)
+        return statistics.median(ratios) if ratios else None
+
+    grouped = [r["gflops"] for r in report.rows if r["workload"] == "staircase" and r["training"] == "grouped"]
+    machine = next((name for name in report.ratios if name.endswith(": runner vs plain loop")), "")
+    return {"per_core_ratio": median("staircase: grouped vs plain loop"), "per_machine_ratio": median(machine),
+            "small_critics_ratio": median("16 small tasks: grouped vs one by one"),
+            "training_gflops": grouped[0] if grouped else None, "peak_gflops": report.peak_one_thread_gflops,
+            "kernel": ("onednn" if cpu_gemm.onednn_chosen() else "torch") if report.device.startswith("cpu")
+            else "cuda", "report": asdict(report)}
 
 
 def render(report: Report) -> str:
