@@ -114,8 +114,10 @@ def _grid(select: Any, spec: Any, where: str) -> list[dict[str, Any]]:
         raise UserError(f"{where}: select must be a dict of parameter name -> a non-empty list of values, e.g. "
                         f"select={{'lr': [1e-3, 3e-4]}}; got {_shown(select)}.")
     if unknown := [key for key in select if key not in spec.params.model_fields]:
-        raise UserError(f"{where}: select names {_shown(unknown)}, not parameters of the estimator; its parameters: "
-                        f"{', '.join(spec.params.model_fields) or 'none'}.")
+        close = difflib.get_close_matches(str(unknown[0]), spec.params.model_fields, n=1, cutoff=0.75)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UserError(f"{where}: select names {_shown(unknown)}, not parameters of the estimator.{hint} Its "
+                        f"parameters: {', '.join(spec.params.model_fields) or 'none'}.")
     keys = list(select)
     grid = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(select[k] for k in keys))]
     if len(grid) > MAX_CONFIGURATIONS:

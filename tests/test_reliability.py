@@ -152,6 +152,7 @@ def test_the_api_selects_by_the_criterion_and_lists_every_configuration():
     ({"lr": []}, "non-empty list"),
     ([1e-3], "must be a dict"),
     ({"learning_rate": [1e-3]}, "not parameters of the estimator"),
+    ({"hiden": [64]}, "Did you mean 'hidden'"),
     ({"lr": [-1.0]}, "lr"),
 ])
 def test_a_bad_select_is_one_user_error(select, complaint):
