@@ -139,6 +139,12 @@ def selection_summary(cells: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def holds_truth(cells: pd.DataFrame) -> pd.Series:
+    """Per cell, whether its own interval contains the truth."""
+    truth = cells["true_value"].astype(float)
+    return (cells["interval_low"].astype(float) <= truth) & (truth <= cells["interval_high"].astype(float))
+
+
 def coverage(cells: pd.DataFrame, level: float = 0.95, tolerance: float = 0.05) -> pd.DataFrame:
     """Per estimator label, over the ok cells with an interval and a truth: the share of intervals that
     contain the truth, the mean width, and whether the intervals under-cover (more than `tolerance` below
@@ -147,11 +153,9 @@ def coverage(cells: pd.DataFrame, level: float = 0.95, tolerance: float = 0.05) 
                 & cells["interval_low"].notna() & cells["true_value"].notna()]
     rows = []
     for label, group in has.groupby("method_label", sort=False):
-        truth = group["true_value"].astype(float)
-        low, high = group["interval_low"].astype(float), group["interval_high"].astype(float)
-        share = float(((low <= truth) & (truth <= high)).mean())
-        rows.append({"method": label, "cells": len(group), "coverage": 100 * share,
-                     "mean_width": float((high - low).mean()),
+        share = float(holds_truth(group).mean())
+        width = group["interval_high"].astype(float) - group["interval_low"].astype(float)
+        rows.append({"method": label, "cells": len(group), "coverage": 100 * share, "mean_width": float(width.mean()),
                      "verdict": (f"under-covers by {100 * (level - share):.0f} points" if share < level - tolerance
                                  else "within 5 points of 95%" if share <= level + tolerance else
                                  f"over-covers by {100 * (share - level):.0f} points (wide)")})
@@ -184,7 +188,7 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
             "ci95": ci_halfwidth(estimates),
             "interval": (f"[{covered['interval_low'].astype(float).mean():.3f}, "
                          f"{covered['interval_high'].astype(float).mean():.3f}]" if len(covered) else ""),
-            "covered": (f"{int(((covered['interval_low'] <= covered['true_value']) & (covered['true_value'] <= covered['interval_high'])).sum())}/{len(covered)}"
+            "covered": (f"{int(holds_truth(covered).sum())}/{len(covered)}"
                         if len(covered) and covered["true_value"].notna().all() else ""),
             "flags": ", ".join(f"{name} {count}" for name, count in flag_counts.items()),
             "wall_s": ok["wall_s"].mean(),

@@ -56,7 +56,10 @@ class Objective(Protocol):
 
 class Critic(Protocol):
     """An nn.Module over a group of G members: forward(x, y) maps (G, B, dx), (G, B, dy) to the score
-    matrices (G, B, B), S[g, i, j] = T_g(x[g, i], y[g, j]) with positives on the diagonal; G = 1 alone."""
+    matrices (G, B, B), S[g, i, j] = T_g(x[g, i], y[g, j]) with positives on the diagonal; G = 1 alone.
+
+    Every tensor of its state holds member g at rows g, G + g, 2G + g, ... of its first dimension, so
+    that the loop can give each member the weights of its own chosen checkpoint (_Snapshots)."""
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor: ...
 
@@ -193,9 +196,8 @@ class _Snapshots:
 
     def restore_members(self, steps: Sequence[int], runs: list[tuple[nn.Module, int, int]]) -> None:
         """Load into the modules, member by member, the checkpoint each member chose (steps[g]; a step with
-        no snapshot is the last, as the modules stand). The grouped critic keeps member g's weights at rows
-        g, G + g, ... of each tensor's first dimension (harness.api's grouped critics stack that way); an
-        objective with state of its own serves one member."""
+        no snapshot is the last, as the modules stand): member g's rows of the critic's state (see Critic),
+        and the state of an objective that serves that member alone."""
         g_count = len(steps)
         critic, *objectives = self.modules
         state = {name: tensor.clone() for name, tensor in critic.state_dict().items()}

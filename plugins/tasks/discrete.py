@@ -175,10 +175,7 @@ class DiscreteContinuousTask(low_dimensional.DiscreteContinuousTask):
             log_p = float(self._log_marginal(np.array(y)))
             return -np.exp(log_p) * log_p
 
-        reach = 12 * self.sigma
-        value, _ = integrate.quad(integrand, self.means[0] - reach, self.means[-1] + reach,
-                                  points=list(self.means), limit=500, epsabs=1e-12, epsrel=1e-10)
-        return float(value)
+        return self.integral_over_y(integrand)
 
 
 def build_quantized_gaussian(params: QuantizedGaussianParams) -> QuantizedGaussianTask:
