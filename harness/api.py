@@ -83,6 +83,9 @@ class Estimate:
         [select] table picks among configurations by it. None where the estimator has none.
     flags: sanity flags, name -> one sentence saying why the value should be read with care
         (e.g. {"at_cap": "within 0.1 nats of the log B cap ..."}); see docs/reliability.md.
+    pmi: the pointwise MI the estimator learned, (rows, values): at rows `rows` of the samples it was
+        given (held-out rows), its estimate of log p(x, y) / (p(x) p(y)). On a task that knows its
+        pointwise MI (DensityRatioTask) the harness stores the RMSE against it (metric "pmi_rmse").
     """
 
     value: float
@@ -91,6 +94,7 @@ class Estimate:
     interval: tuple[float, float] | None = None
     criterion: float | None = None
     flags: dict[str, str] = field(default_factory=dict)
+    pmi: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -134,6 +138,31 @@ class DensityRatioTask(Task, Protocol):
     """An MI task that knows its pointwise MI: log p(x, y) / (p(x) p(y)), one value per pair."""
 
     def log_density_ratio(self, x: np.ndarray, y: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class EntropyTask(Task, Protocol):
+    """An MI task that knows the entropy of each side's marginal, in nats: entropy("x"), entropy("y").
+
+    A side listed in discrete_sides is discrete (its entropy is Shannon's); the others are continuous
+    (differential entropy)."""
+
+    discrete_sides: tuple[str, ...]
+
+    def entropy(self, side: str) -> float: ...
+
+
+@runtime_checkable
+class UsesEntropy(Protocol):
+    """An estimator that needs the differential entropy of y (e.g. the Barber-Agakov bound).
+
+    needs_entropy is True while it has none of its own; the harness then calls with_entropy_y(nats)
+    with the entropy of y as the estimator sees it (after the suite's preprocessing) when the task is an
+    EntropyTask with a continuous y, and fits the estimator it returns."""
+
+    needs_entropy: bool
+
+    def with_entropy_y(self, nats: float) -> Any: ...
 
 
 @runtime_checkable

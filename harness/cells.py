@@ -21,11 +21,14 @@ import numpy as np
 from harness import registry
 from harness.api import (
     Budget,
+    DensityRatioTask,
+    EntropyTask,
     Estimate,
     GroundTruth,
     GroupedEstimator,
     GroupedTwoSampleEstimator,
     TwoSampleEstimator,
+    UsesEntropy,
 )
 from harness.errors import UserError, describe_exception
 from harness.worker import seed_everything
@@ -119,6 +122,15 @@ class Prepared:
     x: np.ndarray
     y: np.ndarray
     truth: GroundTruth
+    scaling: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None  # standardize's (mean, sd) of x and of y
+
+    def raw(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The task's own samples at `rows`, before the suite's preprocessing."""
+        x, y = (np.asarray(a[rows], dtype=np.float64) for a in (self.x, self.y))
+        if self.scaling is None:
+            return x, y
+        (mean_x, sd_x), (mean_y, sd_y) = self.scaling
+        return x * sd_x + mean_x, y * sd_y + mean_y
 
 
 def prepare(cell: Cell, float32: bool = False) -> Prepared:
@@ -137,11 +149,18 @@ def prepare(cell: Cell, float32: bool = False) -> Prepared:
         if bad:
             raise UserError(f"task {cell.data!r} sampled {bad} non-finite value(s) (NaN or inf) in {side}; "
                             "no estimator was fitted.")
+    scaling = None
     if cell.preprocess == "standardize" and task.measures == "mi":  # per dimension, as Beyond-Normal does
-        x, y = ((a - a.mean(axis=0)) / a.std(axis=0) for a in (x, y))
+        scaling = tuple((a.mean(axis=0), a.std(axis=0)) for a in (x, y))
+        x, y = ((a - mean) / sd for a, (mean, sd) in zip((x, y), scaling, strict=True))
+    if isinstance(estimator, UsesEntropy) and estimator.needs_entropy and isinstance(task, EntropyTask) \
+            and "y" not in task.discrete_sides:
+        # h(Y / s) = h(Y) - sum log s: the entropy of y as the estimator sees it
+        estimator = estimator.with_entropy_y(float(task.entropy("y")) - (
+            float(np.sum(np.log(scaling[1][1]))) if scaling else 0.0))
     if float32:
         x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
-    return Prepared(cell, task, estimator, x, y, truth)
+    return Prepared(cell, task, estimator, x, y, truth, scaling)
 
 
 def group_fit(estimator: Any, measures: str) -> Callable[..., list[Any]] | None:
@@ -207,14 +226,40 @@ def _described(member: Prepared, estimate: Estimate | BaseException) -> CellResu
     if problem:
         return failed(f"TypeError: estimator {member.cell.method!r} returned {problem}")
     low, high = (float(v) for v in estimate.interval) if estimate.interval is not None else (None, None)
+    metrics, diagnostics = _pmi_accuracy(member, estimate)
     return CellResult(
         status="ok", true_value=member.truth.value, true_stderr=member.truth.stderr,
         estimate=float(estimate.value),
         trajectory=[(int(s), float(v)) for s, v in estimate.trajectory],
-        diagnostics=dict(estimate.diagnostics), steps=int(estimate.diagnostics.get("steps", 0)),
-        interval_low=low, interval_high=high,
+        metrics=metrics, diagnostics=dict(estimate.diagnostics) | diagnostics,
+        steps=int(estimate.diagnostics.get("steps", 0)), interval_low=low, interval_high=high,
         criterion=None if estimate.criterion is None else float(estimate.criterion),
         flags={str(name): str(text) for name, text in estimate.flags.items()})
+
+
+PMI_PAIRS_KEPT = 200  # (true, learned) pairs kept per cell for the report's scatter
+
+
+def _pmi_accuracy(member: Prepared, estimate: Estimate) -> tuple[dict[str, float], dict[str, Any]]:
+    """The learned PMI's RMSE against the task's (metric "pmi_rmse") and a sample of (true, learned) pairs.
+
+    Pointwise MI is unchanged by an invertible map of each side, so the learned PMI of the preprocessed
+    pairs is compared with the task's at the raw pairs."""
+    if estimate.pmi is None or not isinstance(member.task, DensityRatioTask) or member.estimator.target != "mi":
+        return {}, {}
+    rows, learned = (np.asarray(a) for a in estimate.pmi)
+    rows = rows.astype(np.int64)
+    try:
+        true = np.asarray(member.task.log_density_ratio(*member.raw(rows)), dtype=np.float64)
+    except NotImplementedError:  # the task's class has the method but not this task's ratio
+        return {}, {}
+    learned = learned.astype(np.float64)
+    usable = np.isfinite(true) & np.isfinite(learned)
+    if not usable.any():
+        return {}, {}
+    rmse = float(np.sqrt(np.mean((learned[usable] - true[usable]) ** 2)))
+    pairs = np.stack([true[usable], learned[usable]], axis=1)[:PMI_PAIRS_KEPT]
+    return {"pmi_rmse": rmse}, {"pmi_pairs": np.round(pairs, 4).tolist()}
 
 
 def _malformed(estimate: Estimate) -> str | None:

@@ -26,6 +26,7 @@ layers, so its numbers do not depend on whether it was grouped.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -49,6 +50,9 @@ class Objective(Protocol):
 
     scores may carry leading group dimensions, (..., B, B) with x (..., B, dx): the loss is
     summed over them and the value keeps them, so one objective can serve several members.
+    Optional: criterion(scores, x, y) -> (...), what checkpoints are chosen by on the validation rows
+    (default: the value), and learned_pmi(scores, x, y) -> (..., B), the pointwise MI the critic
+    learned for each positive pair (Estimate.pmi, on held-out rows).
     """
 
     def __call__(self, scores: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]: ...
@@ -57,6 +61,8 @@ class Objective(Protocol):
 class Critic(Protocol):
     """An nn.Module over a group of G members: forward(x, y) maps (G, B, dx), (G, B, dy) to the score
     matrices (G, B, B), S[g, i, j] = T_g(x[g, i], y[g, j]) with positives on the diagonal; G = 1 alone.
+    (A density model's critic may give instead what its objective reads, (G, B, ...), e.g. each pair's
+    log-likelihoods: the loop only hands the critic's output to the objective.)
 
     Every tensor of its state holds member g at rows g, G + g, 2G + g, ... of its first dimension, so
     that the loop can give each member the weights of its own chosen checkpoint (_Snapshots)."""
@@ -140,8 +146,9 @@ def train_critics(
         bounds = intervals.streaming(final, record.values[-_last_quarter(budget.steps):])
     else:
         value_batch = min(checkpoints.batch or split.n, split.n - split.train) if checkpoints else budget.batch_size
-        steps_chosen = chosen.step if chosen else [budget.steps] * g_count
-        bounds = intervals.heldout(final, critic, runs, split, value_batch, steps_chosen, snapshots)
+        snapshots.restore_members(chosen.step if chosen else [budget.steps] * g_count, runs)  # each member's own
+        bounds = intervals.heldout(final, critic, runs, split, value_batch)
+        learned = _learned_pmi(critic, runs, split, value_batch)
     estimates = _estimates(final, record, chosen, timer.summary(), split.streaming, budget.steps)
     last = record.values[-_last_quarter(budget.steps):].double()
     for g, estimate in enumerate(estimates):
@@ -155,6 +162,7 @@ def train_critics(
             trained = (record.values[max(0, chosen.step[g] - chosen.every):chosen.step[g], g] if chosen
                        else last[:, g])
             estimate.flags = loop_flags(estimate.value, float(trained.double().mean()), split, budget)
+            estimate.pmi = None if split.streaming else learned[g]
     return estimates
 
 
@@ -238,14 +246,14 @@ class Intervals:
 
     @torch.no_grad()
     def heldout(self, final: list[float], critic: nn.Module, runs: list[tuple[nn.Module, int, int]], split: _Split,
-                batch: int, steps: list[int], snapshots: _Snapshots) -> list[tuple[float, float] | None]:
+                batch: int) -> list[tuple[float, float] | None]:
+        """The critic holds each member's chosen checkpoint (_Snapshots.restore_members): one pass serves all."""
         rows = split.n - split.train
         batches = rows // batch
         subset = batch if batches >= 2 else rows // 2
         if not self.resamples or subset < 2:
             return [None] * len(final)
         scale = subset / ((1 - subset / rows) * batches * batch)
-        snapshots.restore_members(steps, runs)  # each member's chosen critic: one pass of subsets serves all
         values = self._subset_values(critic, runs, split, subset)
         return [_normal(final[g], math.sqrt(float(values[:, g].double().var()) * scale)) for g in range(len(final))]
 
@@ -459,8 +467,8 @@ def _checkpoint_values(critic: nn.Module, runs: list[tuple[nn.Module, int, int]]
                        batch: int) -> tuple[list[float], list[float]]:
     """Per member, the frozen critic's bound on the validation rows and on the held-out rows."""
     validation, heldout = (heldout_values(critic, runs, split.x[:, rows], split.y[:, rows],
-                                          min(batch or split.n, rows.stop - rows.start))
-                           for rows in (split.validation, split.heldout))
+                                          min(batch or split.n, rows.stop - rows.start), read)
+                           for rows, read in ((split.validation, "criterion"), (split.heldout, "value")))
     return validation, heldout
 
 
@@ -490,29 +498,68 @@ def _estimates(final: list[float], record: _Record, chosen: _Choice | None, timi
 
 @torch.no_grad()
 def heldout_values(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], xs: Tensor, ys: Tensor,
-                   batch_size: int) -> list[float]:
-    """Per member, the mean bound over full held-out batches of (G, N, d) data, critic frozen.
+                   batch_size: int, read: str = "value") -> list[float]:
+    """Per member, the mean bound (read "value") or checkpoint criterion (read "criterion": the objective's
+    `criterion`, where it has one, else its value) over full held-out batches of (G, N, d) data, critic frozen.
 
     Eval mode while valuing (stateful objectives such as MINE's moving average must not update),
     then each module's mode is restored, so training can go on after a checkpoint.
     """
     usable = xs.shape[1] // batch_size * batch_size
-    values = [_frozen_values(critic, runs, xb, yb)
+    values = [_frozen_values(critic, runs, xb, yb, read)
               for xb, yb in zip(xs[:, :usable].split(batch_size, 1), ys[:, :usable].split(batch_size, 1),
                                 strict=True)]
     return _member_means(torch.stack(values))
 
 
-def _frozen_values(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], xb: Tensor, yb: Tensor) -> Tensor:
-    """Each member's bound on one batch, in eval mode; each module's mode is restored afterwards."""
+def _frozen_values(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], xb: Tensor, yb: Tensor,
+                   read: str = "value") -> Tensor:
+    """Each member's bound (or criterion) on one batch, in eval mode; each module's mode is restored afterwards."""
+    with _frozen(critic, runs):
+        scores = critic(xb, yb)
+        if read == "value":
+            return _losses(runs, scores, xb, yb)[1]
+        return torch.cat([_criterion(objective, scores[start:stop], xb[start:stop], yb[start:stop]).reshape(-1)
+                          for objective, start, stop in runs])
+
+
+def _criterion(objective: nn.Module, scores: Tensor, xb: Tensor, yb: Tensor) -> Tensor:
+    if hasattr(objective, "criterion"):
+        return objective.criterion(scores, xb, yb)
+    return objective(scores, xb, yb)[1]
+
+
+@contextlib.contextmanager
+def _frozen(critic: nn.Module, runs: list[tuple[nn.Module, int, int]]) -> Iterator[None]:
+    """Eval mode for the critic and the objectives (stateful ones such as MINE's must not update), restored after."""
     modules = [critic, *(objective for objective, _, _ in runs)]
     modes = [module.training for module in modules]
     for module in modules:
         module.eval()
-    value = _losses(runs, critic(xb, yb), xb, yb)[1]
-    for module, mode in zip(modules, modes, strict=True):
-        module.train(mode)
-    return value
+    try:
+        yield
+    finally:
+        for module, mode in zip(modules, modes, strict=True):
+            module.train(mode)
+
+
+@torch.no_grad()
+def _learned_pmi(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], split: _Split,
+                 batch: int) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Per member, (rows, learned PMI) on its first `batch` held-out rows, from objectives that give one."""
+    rows = slice(split.train, split.train + batch)
+    xb, yb = split.x[:, rows], split.y[:, rows]
+    indices = np.arange(rows.start, rows.stop)
+    learned: list[tuple[np.ndarray, np.ndarray] | None] = []
+    with _frozen(critic, runs):
+        scores = critic(xb, yb)
+        for objective, start, stop in runs:
+            if not hasattr(objective, "learned_pmi"):
+                learned += [None] * (stop - start)
+                continue
+            values = objective.learned_pmi(scores[start:stop], xb[start:stop], yb[start:stop]).double().cpu().numpy()
+            learned += [(indices, member) for member in values.reshape(stop - start, -1)]
+    return learned
 
 
 def _member_means(values: Tensor) -> list[float]:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from harness import registry
-from harness.api import Budget
+from harness.api import Budget, UsesEntropy
 
 MI, DIM, N, STEPS, BATCH = 0.5, 2, 8192, 600, 128
 TRAINING_GAP = 0.12  # measured gap of a 600-step critic at 0.5 nats, 2-D: about 0.03-0.06
@@ -85,6 +85,8 @@ def test_every_estimator_runs_and_reports_a_finite_value(name):
     task = registry.get("task", "gaussian").instantiate({"dim": 2, "mi": 1.0})
     x, y = task.sample(1024, np.random.default_rng(0))
     estimator = spec.instantiate({})
+    if isinstance(estimator, UsesEntropy) and estimator.needs_entropy:  # as a cell on this task would
+        estimator = estimator.with_entropy_y(task.entropy("y"))
     estimate = estimator.fit_estimate(x, y, Budget(steps=20, batch_size=64), "cpu", 0)
     assert math.isfinite(estimate.value)
     assert isinstance(estimator.target, str)

@@ -85,6 +85,24 @@ def test_grouped_members_match_training_alone_across_objectives_seeds_and_tasks(
     assert grouped[0].diagnostics["kernel_ms"] > 0 and grouped[0].diagnostics["peak_mem_mb"] > 0
 
 
+@pytest.mark.parametrize("names", [["club", "club_sample", "l1out", "ba"], ["doe", "doe"], ["gm", "gm"],
+                                   ["flo", "infonce", "flo"]])
+def test_density_and_flo_members_match_training_alone(names, cpu_kernel):
+    group = []
+    for i, name in enumerate(names):
+        x, y = gaussian(0.5 + 0.25 * i, seed=i)
+        params = {"hidden": 16, "lr": 2e-3, "marginals": "raw"} | ({"entropy_y": 2.0} if name == "ba" else {})
+        group.append((registry.get("estimator", name).instantiate(params), x, y, 10 + i))
+    budget = Budget(steps=100, batch_size=32)
+    grouped = group[0][0].fit_estimate_group(group, budget, "cpu")
+    for (estimator, x, y, seed), result in zip(group, grouped, strict=True):
+        alone = estimator.fit_estimate(x, y, budget, "cpu", seed)
+        assert_same(alone, result, exact=True)
+        assert (alone.interval, alone.criterion) == (result.interval, result.criterion)
+        assert np.array_equal(alone.pmi[1], result.pmi[1])
+    assert grouped[0].diagnostics["group_size"] == len(group)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_grouped_streaming_members_match_training_alone(device, cpu_kernel):
     group = members(["infonce", "mine", "nwj"], n=60 * 32, critic="concat")

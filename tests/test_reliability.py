@@ -57,7 +57,7 @@ def test_the_heldout_interval_matches_the_spread_over_fresh_heldout_samples():
         split = heldout_split(*gaussian(1.0, 1000, seed=seed))
         (value,) = training.heldout_values(critic, runs, split.x, split.y, 250)
         intervals = training.Intervals(40, [seed])
-        (bounds,) = intervals.heldout([value], critic, runs, split, 250, [1], training._Snapshots([critic]))
+        (bounds,) = intervals.heldout([value], critic, runs, split, 250)
         values.append(value)
         errors.append((bounds[1] - bounds[0]) / (2 * 1.96))
     ratio = np.sqrt(np.mean(np.square(errors))) / np.std(values, ddof=1)

@@ -3,6 +3,7 @@ estimator declares one, and times shared by a group marked as such. Read from th
 the figure functions return, never from pixels."""
 
 import math
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -13,6 +14,7 @@ from harness import metrics, registry, report, runner
 from harness.api import Budget
 from harness.executors import InlineExecutor
 from harness.report import figures
+from harness.report.section import Section
 from harness.suite import load
 
 CAP = math.log(64)
@@ -156,7 +158,7 @@ def test_the_timing_table_marks_rows_whose_time_a_group_shared():
     _, alone_note = report.timing_table(frame[frame["method"] == "alone"])
     assert "Shared times" not in alone_note
     cells = pd.DataFrame({"status": ["ok"], "device": ["cpu"], "wall_s": [0.1]})
-    page = report.render_markdown("t", cells, [(report.TIMING_HEADING, table, note, None)])
+    page = report.render_markdown("t", cells, [Section(report.TIMING_HEADING, table, note)], Path("."))
     header = next(line for line in page.splitlines() if line.startswith("| method"))
     assert "shared_by" in header and "**Shared times.**" in page
 

@@ -1,4 +1,5 @@
-"""Reports read only the store: results.csv, summary tables, figures, index.md and index.html."""
+"""Reports read the store (and the registered tasks, for their PMI profiles): results.csv, summary tables, figures,
+index.md and index.html."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pandas as pd
 
 from harness import metrics
 from harness.paths import DEFAULT_REPORTS, inside
-from harness.report import figures
+from harness.report import figures, pmi
+from harness.report.section import Section
 from harness.store import Store
 
 SUMMARY_COLUMNS = {
@@ -45,8 +47,6 @@ REPRESENTATION_FIGURES = [
     ("training_curves.png", "Encoders' objectives over training", lambda cells, summary: figures.training_curves(cells)),
 ]
 
-Section = tuple[str, pd.DataFrame | None, str | None, Path | None]  # heading, table, caption or note, figure
-
 
 def build(store: Store, run: str, out_root: str | Path = DEFAULT_REPORTS) -> Path:
     cells = store.cells(run)
@@ -64,29 +64,31 @@ def build(store: Store, run: str, out_root: str | Path = DEFAULT_REPORTS) -> Pat
             shown = table[SUMMARY_COLUMNS[kind]]
             if kind == "representation":
                 shown = shown.rename(columns={"true": "paper", "mean": "accuracy"})
-            sections.append((heading, shown, None, None))
+            sections.append(Section(heading, shown))
         plots = ESTIMATION_FIGURES if kind == "estimation" else REPRESENTATION_FIGURES
         for filename, title, draw in plots:
             drawn = draw(cells, summary) if not table.empty else None
             if drawn is not None:
                 drawn.save(out / filename)
-                sections.append((title, None, drawn.caption, out / filename))
+                sections.append(Section(title, caption=drawn.caption, image=out / filename))
     sections += reliability_sections(cells)
+    sections += pmi.bracket_sections(cells, out)
+    sections += pmi.pmi_sections(cells, out)
     if len(summary):
-        sections.append((TIMING_HEADING, *timing_table(summary), None))
+        sections.append(Section(TIMING_HEADING, *timing_table(summary)))
     fell_back = cells[cells["diagnostics"].map(lambda d: "group_fallback" in d)]
     if not fell_back.empty:
-        sections.append(("Cells that ran alone after their group failed as a whole",
-                         fell_back[["method_label", "data_label", "seed", "status"]].assign(
-                             reason=fell_back["diagnostics"].map(lambda d: d["group_fallback"])), None, None))
+        sections.append(Section("Cells that ran alone after their group failed as a whole",
+                                fell_back[["method_label", "data_label", "seed", "status"]].assign(
+                                    reason=fell_back["diagnostics"].map(lambda d: d["group_fallback"]))))
     failed = cells[cells["status"] != "ok"]
     if not failed.empty:
-        sections.append(("Cells that did not finish cleanly",
-                         failed[["method_label", "data_label", "seed", "status", "error"]], None, None))
+        sections.append(Section("Cells that did not finish cleanly",
+                                failed[["method_label", "data_label", "seed", "status", "error"]]))
 
     title = f"mi-harness report: suite {suite}, run {run}"
-    (out / "index.md").write_text(render_markdown(title, cells, sections))
-    (out / "index.html").write_text(render_html(title, cells, sections))
+    (out / "index.md").write_text(render_markdown(title, cells, sections, out))
+    (out / "index.html").write_text(render_html(title, cells, sections, out))
     return out
 
 
@@ -107,11 +109,11 @@ def reliability_sections(cells: pd.DataFrame) -> list[Section]:
     sections: list[Section] = []
     selection = metrics.selection_summary(cells)
     if not selection.empty:
-        sections.append(("Selection without the truth", selection, SELECTION_NOTE, None))
+        sections.append(Section("Selection without the truth", selection, SELECTION_NOTE))
     kept = metrics.apply_selection(cells)  # a [select] grid's chosen configurations, as in the estimates table
     covered = metrics.coverage(kept)
     if not covered.empty:
-        sections.append(("Interval coverage", covered, COVERAGE_NOTE, None))
+        sections.append(Section("Interval coverage", covered, COVERAGE_NOTE))
     flagged = metrics.with_seed_flags(kept)
     rows = [{"method": r.method_label, "flag": name, "sentence": text}
             for r in flagged.itertuples() for name, text in r.flags.items()]
@@ -119,7 +121,7 @@ def reliability_sections(cells: pd.DataFrame) -> list[Section]:
         table = pd.DataFrame(rows)
         table = (table.groupby(["method", "flag"], sort=False)
                  .agg(cells=("sentence", "size"), example=("sentence", "first")).reset_index())
-        sections.append(("Sanity flags", table, FLAGS_NOTE, None))
+        sections.append(Section("Sanity flags", table, FLAGS_NOTE))
     return sections
 
 
@@ -141,17 +143,29 @@ def overview(cells: pd.DataFrame) -> str:
             f"total wall time {cells['wall_s'].sum():.1f} s.")
 
 
-def render_markdown(title: str, cells: pd.DataFrame, sections: list[Section]) -> str:
+def render_markdown(title: str, cells: pd.DataFrame, sections: list[Section], out: Path) -> str:
+    """The page in markdown; its figures are linked by their paths under `out`, where the page lies."""
     parts = [f"# {title}", "", overview(cells), ""]
-    for heading, table, caption, image in sections:
-        parts += [f"## {heading}", ""]
-        if table is not None:
-            parts += [_markdown_table(table), ""]
-        if image is not None:
-            parts += [f"![{heading}]({image.name})", ""]
-        if caption:
-            parts += [caption, ""]
+    for section in sections:
+        parts += [f"{'#' * section.level} {section.heading}", ""]
+        if section.table is not None:
+            parts += [_markdown_table(section.table), ""]
+        if section.image is not None:
+            parts += [f"![{section.heading}]({_relative(section.image, out)})", ""]
+        if section.links:
+            parts += [*(f"- [{_bracketed(label)}]({_relative(path, out)})" for label, path in section.links), ""]
+        if section.caption:
+            parts += [section.caption, ""]
     return "\n".join(parts)
+
+
+def _relative(path: Path, out: Path) -> str:
+    return path.relative_to(out).as_posix()
+
+
+def _bracketed(label: str) -> str:
+    """A label as markdown link text: its own square brackets escaped."""
+    return re.sub(r"([\[\]])", r"\\\1", label)
 
 
 def _markdown_table(table: pd.DataFrame) -> str:
@@ -159,22 +173,27 @@ def _markdown_table(table: pd.DataFrame) -> str:
     return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=".3f", missingval="")
 
 
-def render_html(title: str, cells: pd.DataFrame, sections: list[Section]) -> str:
-    """One self-contained page: figures embedded as base64 PNGs."""
-    contents = "".join(f'<li><a href="#s{i}">{html.escape(heading)}</a></li>'
-                       for i, (heading, *_) in enumerate(sections))
+def render_html(title: str, cells: pd.DataFrame, sections: list[Section], out: Path) -> str:
+    """One page: figures embedded as base64 PNGs, but for those linked from it (files under `out`)."""
+    contents = "".join(f'<li><a href="#s{i}">{html.escape(section.heading)}</a></li>'
+                       for i, section in enumerate(sections) if section.level == 2)
     body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(overview(cells))}</p>",
             f"<nav><ol>{contents}</ol></nav>"]
-    for i, (heading, table, caption, image) in enumerate(sections):
-        body.append(f'<h2 id="s{i}">{html.escape(heading)}</h2>')
+    for i, section in enumerate(sections):
+        heading, table, caption, image = section.heading, section.table, section.caption, section.image
+        body.append(f'<h{section.level} id="s{i}">{html.escape(heading)}</h{section.level}>')
         if table is not None:
             rendered = table.to_html(index=False, border=0, classes="results", na_rep="", float_format="{:.3f}".format)
             body.append(f'<div class="scroll">{rendered}</div>')
         if image is not None:
             data = base64.b64encode(image.read_bytes()).decode()
             body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(heading)}">'
-                        f"<figcaption>{html.escape(caption or '')}</figcaption></figure>")
-        elif caption:
+                        f"<figcaption>{_inline(caption or '')}</figcaption></figure>")
+        if section.links:
+            items = "".join(f'<li><a href="{html.escape(_relative(path, out))}">{html.escape(label)}</a></li>'
+                            for label, path in section.links)
+            body.append(f'<ul class="links">{items}</ul>')
+        if image is None and caption:
             body.append(f'<p class="note">{_inline(caption)}</p>')
     style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
              "h2{margin-top:1.8em;border-bottom:1px solid #ccc}nav ol{columns:2;font-size:0.9em}"
@@ -182,7 +201,8 @@ def render_html(title: str, cells: pd.DataFrame, sections: list[Section]) -> str
              "table.results td,table.results th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
              "table.results td:nth-child(-n+2),table.results th:nth-child(-n+2){text-align:left}"
              "table.results tbody tr:hover{background:#f4f6fa}"
-             "img{max-width:100%}figure{margin:1em 0}figcaption,.note{color:#555;font-size:0.9em}")
+             "img{max-width:100%}figure{margin:1em 0}figcaption,.note{color:#555;font-size:0.9em}"
+             "ul.links{columns:3;font-size:0.9em}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
 

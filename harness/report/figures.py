@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -35,7 +36,8 @@ CAP_CAPTION = ("; dashed, the most an estimator can report where it declares suc
 @dataclass
 class Drawn:
     """A drawn figure, its caption, its panels by estimator label (the first, where a figure has one panel per
-    estimator and task family) and the caps drawn per estimator label."""
+    estimator and task family; by task label in the PMI profiles and the brackets) and the caps drawn per
+    estimator label."""
 
     figure: Figure
     caption: str
@@ -81,9 +83,9 @@ def _palette(labels: list[str]) -> dict[str, tuple[float, float, float]]:
     return dict(zip(labels, colours, strict=True))
 
 
-def _grid(count: int, width: float = 3.4, height: float = 3.1) -> tuple[Figure, np.ndarray]:
-    """Panels in a near-square grid of at most COLUMNS to a row; the unused ones switched off."""
-    columns = min(math.ceil(math.sqrt(count)), COLUMNS)
+def _grid(count: int, width: float = 3.4, height: float = 3.1, most: int = COLUMNS) -> tuple[Figure, np.ndarray]:
+    """Panels in a near-square grid of at most `most` to a row; the unused ones switched off."""
+    columns = min(math.ceil(math.sqrt(count)), most)
     rows = math.ceil(count / columns)
     fig, axes = plt.subplots(rows, columns, squeeze=False, figsize=(width * columns, height * rows))
     for empty in axes.flat[count:]:
@@ -285,7 +287,7 @@ def error_heatmap(summary: pd.DataFrame) -> Drawn | None:
         return None
     table = rows.assign(log_rel_error=np.log10((rows["mean"] - rows["true"]).abs() / rows["true"].abs() + 1e-6))
     grid = table.pivot_table(index="method", columns="data", values="log_rel_error", aggfunc="mean", dropna=False)
-    grid = grid.reindex(index=sorted(grid.index, key=_natural), columns=sorted(grid.columns, key=_natural))
+    grid = grid.reindex(index=sorted(grid.index, key=natural), columns=sorted(grid.columns, key=natural))
     tasks_down = grid.shape[1] > grid.shape[0]  # the longer side (often tasks, with long labels) runs down
     if tasks_down:
         grid = grid.T
@@ -314,7 +316,7 @@ def error_heatmap(summary: pd.DataFrame) -> Drawn | None:
                       "stop at -3 and 0.5; n/a: no seed finished).")
 
 
-def _natural(label: object) -> list[object]:
+def natural(label: object) -> list[object]:
     """Sort key that puts 'Normal 2x2' before 'Normal 25x25' (digits compare as numbers)."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(label))]
 
@@ -334,3 +336,107 @@ def training_curves(cells: pd.DataFrame) -> Drawn | None:
     grid.set_axis_labels("epoch / step", "objective's MI estimate (nats)")
     grid.figure.suptitle("Each encoder's MI estimate over training (mean and 95% band over seeds)", y=1.03)
     return Drawn(grid.figure, "The MI estimate of each encoder's objective during training.")
+
+
+PROFILE_QUANTILES = (0.005, 0.995)  # the histograms' range: a heavy tail's few extreme pairs would flatten the bulk
+
+
+def pmi_profiles(profiles: dict[str, np.ndarray]) -> Drawn | None:
+    """The histogram of each task's PMI samples, one panel per task: the mean (the MI) as a line, the sd in
+    the title."""
+    if not profiles:
+        return None
+    fig, axes = _grid(len(profiles), width=3.1, height=2.5)
+    panels: dict[str, Axes] = {}
+    for ax, (task, values) in zip(axes.flat, profiles.items(), strict=False):
+        panels[task] = ax
+        low, high = np.quantile(values, PROFILE_QUANTILES)
+        ax.hist(values, bins=60, range=(low, high) if high > low else None, color="#7a9cc6", edgecolor="none")
+        ax.axvline(values.mean(), color="black", linewidth=1.2)
+        ax.set_title(f"{_title(task)}\nmean {values.mean():.2f}, sd {values.std():.2f} nats", fontsize=9)
+        ax.set_xlabel("PMI (nats)", fontsize=8)
+        ax.set_yticks([])  # the counts say nothing: the shape does
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    low, high = (f"{100 * q:g}%" for q in PROFILE_QUANTILES)
+    return Drawn(fig, f"Histogram of the pointwise MI log p(x, y) / (p(x) p(y)) at pairs drawn from each task's joint; "
+                      f"the line is its mean, the task's MI. The histograms span the samples' {low} to {high} "
+                      f"quantiles; the sd in the title is over all of them.", panels)
+
+
+def pmi_scatter(task: str, cells: pd.DataFrame, methods: list[str]) -> Drawn:
+    """Learned against true PMI on one task, one panel per estimator (one cell each), with the identity line;
+    coloured as the other figures, keyed on every estimator of the run (`methods`)."""
+    palette = _palette(methods)
+    fig, axes = _grid(len(cells), width=3.0, height=3.0)
+    panels: dict[str, Axes] = {}
+    for ax, cell in zip(axes.flat, cells.itertuples(), strict=False):
+        panels[cell.method_label] = ax
+        pairs = np.asarray(cell.diagnostics["pmi_pairs"], dtype=float)
+        lim = limits(pairs.ravel())  # one range for both axes, so the identity is the diagonal
+        ax.plot(lim, lim, color="black", linewidth=0.8, zorder=1)  # above the grid, below the points
+        ax.scatter(pairs[:, 0], pairs[:, 1], s=8, alpha=0.5, color=palette[cell.method_label], edgecolor="none")
+        ax.set_xlim(*lim)
+        ax.set_ylim(*lim)
+        ax.set_aspect("equal")
+        ax.set_title(f"{_title(cell.method_label)}\nRMSE {cell.metrics['pmi_rmse']:.2f} nats (seed {cell.seed})",
+                     fontsize=9)
+        ax.set_xlabel("true PMI (nats)", fontsize=8)
+        ax.set_ylabel("learned PMI (nats)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(task, fontsize=11)
+    fig.tight_layout()
+    return Drawn(fig, f"{task}: the learned PMI against the true one at held-out pairs (up to 200), one cell per "
+                      "estimator (its lowest seed); the line is learned = true, and RMSE is the cell's over all its "
+                      "held-out pairs.", panels)
+
+
+BOUND_COLOURS = {"lower": "#4c72b0", "estimate": "#8c8c8c", "upper": "#c44e52"}
+TICK_WIDTH = 30  # characters per line of an estimator's label under the brackets' panels
+
+
+def brackets(points: pd.DataFrame) -> Drawn | None:
+    """Each estimator's mean over seeds (min to max as the bar) coloured by the side of the truth it bounds,
+    one panel per task with its truth as a line. `points`: one row per panel and method with its bound,
+    mean, low, high and the panel's truth."""
+    if points.empty:
+        return None
+    first = {method: i for i, method in enumerate(dict.fromkeys(points["method"]))}
+    bounds = points.drop_duplicates("method").set_index("method")["bound"]
+    methods = sorted(first, key=lambda m: (list(BOUND_COLOURS).index(bounds[m]), first[m]))  # lower, then upper
+    position = {method: i for i, method in enumerate(methods)}
+    tasks = list(dict.fromkeys(points["panel"]))
+    labels = [_title(method, TICK_WIDTH) for method in methods]
+    longest = max(len(line) for label in labels for line in label.splitlines())
+    width = 1.4 + 0.36 * len(methods)
+    fig, axes = _grid(len(tasks), width=width, height=2.6 + 0.06 * longest,
+                      most=max(1, min(COLUMNS, int(18 // width))))
+    panels: dict[str, Axes] = {}
+    for ax, task in zip(axes.flat, tasks, strict=False):
+        panels[task] = ax
+        own = points[points["panel"] == task]
+        truth = float(own["truth"].iloc[0])
+        ax.axhline(truth, color="black", linewidth=1.2, zorder=1)  # above the grid, which may share its y
+        for bound, colour in BOUND_COLOURS.items():
+            side = own[own["bound"] == bound]
+            if side.empty:
+                continue
+            ax.errorbar(side["method"].map(position), side["mean"],
+                        yerr=[side["mean"] - side["low"], side["high"] - side["mean"]],
+                        fmt="o", markersize=5, capsize=3, color=colour)
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels(labels, rotation=90, fontsize=7)
+        ax.set_xlim(-0.6, len(methods) - 0.4)
+        ax.set_ylim(*limits([truth, *own["low"], *own["high"]]))
+        ax.set_title(_title(task), fontsize=9)
+        ax.set_ylabel("estimate (nats)", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(axis="x", visible=False)
+    present = [bound for bound in BOUND_COLOURS if bound in set(bounds)]
+    axes.flat[0].legend(handles=[Line2D([], [], color="black", linewidth=1.2, label="truth"),
+                                 *(Line2D([], [], marker="o", linestyle="", color=BOUND_COLOURS[b], label=b)
+                                   for b in present)], fontsize=7, loc="best")
+    fig.tight_layout()
+    return Drawn(fig, "Each estimator's mean estimate over seeds (the bar: its lowest to highest seed) against the "
+                      "truth (the line), coloured by the side of the truth its value lies on by construction: lower "
+                      "bounds should sit below the line, upper bounds above it, estimates anywhere.", panels)

@@ -200,7 +200,48 @@ def nce_value(scores: Tensor) -> Tensor:
     return positive_mean(scores)
 
 
+def log_mean_exp_offdiag_rows(scores: Tensor) -> Tensor:
+    """(..., B): log (1/(B-1)) sum_{j != i} exp S_ij per row i (a row's own positive left out)."""
+    b = _batch_size(scores)
+    return scores.masked_fill(_eye(scores), -math.inf).logsumexp(-1) - math.log(b - 1)
+
+
+# Bounds from a conditional density: `log_q[..., i, j] = log q(y_j | x_i)`, positives on the diagonal.
+
+def club_bound(log_q: Tensor) -> Tensor:
+    """CLUB (Cheng et al. 2020): mean_i log q(y_i|x_i) - mean_{i,j} log q(y_j|x_i); >= I when q = p(y|x)."""
+    _batch_size(log_q)
+    return positive_mean(log_q) - log_q.mean((-2, -1))
+
+
+def club_sample_bound(log_q: Tensor) -> Tensor:
+    """CLUB with one negative per positive: y_{i+1} beside x_i (rows are a random sample, so the
+    next row is a uniformly random other y); unbiased for club_bound's value."""
+    b = _batch_size(log_q)
+    negatives = log_q.gather(-1, torch.arange(1, b + 1, device=log_q.device).remainder_(b).expand(
+        *log_q.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+    return positive_mean(log_q) - negatives.mean(-1)
+
+
+def l1out_pmi(log_q: Tensor) -> Tensor:
+    """(..., B): log q(y_i|x_i) - log (1/(B-1)) sum_{j != i} q(y_i|x_j), the leave-one-out log ratio."""
+    return log_q.diagonal(dim1=-2, dim2=-1) - log_mean_exp_offdiag_rows(log_q.mT)
+
+
+def l1out_bound(log_q: Tensor) -> Tensor:
+    """L1Out (Poole et al. 2019): the mean leave-one-out log ratio; >= I in expectation when q = p(y|x)."""
+    return l1out_pmi(log_q).mean(-1)
+
+
+def flo_bound(scores: Tensor, u: Tensor) -> Tensor:
+    """FLO (Guo et al. 2022): 1 - mean_i [u_i + exp(-u_i) mean_{j != i} exp(S_ij - S_ii)], u (..., B) on the
+    positives. A lower bound for every critic and u (-log t = max_u 1 - u - e^{-u} t), not capped at log B."""
+    diagonal = scores.diagonal(dim1=-2, dim2=-1)
+    return 1.0 - (u + (log_mean_exp_offdiag_rows(scores) - diagonal - u).exp()).mean(-1)
+
+
 __all__ = [
+    "club_bound", "club_sample_bound", "flo_bound", "l1out_bound", "l1out_pmi", "log_mean_exp_offdiag_rows",
     "dv_bound", "fgan_bound", "infonce_bound", "interpolated_bound", "js_objective", "js_value",
     "leave_one_out_log_mean_exp", "log_mean_exp_offdiag", "mean_offdiag", "nce_loss", "nce_value",
     "nwj_bound", "positive_mean", "smile_value", "tuba_bound",

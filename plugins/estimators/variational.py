@@ -21,7 +21,22 @@ Activation = Literal["relu", "elu", "leaky_relu", "tanh"]
 Positive = Annotated[int, Field(gt=0, le=65_536)]  # a wider layer is a mistake, not a critic
 
 
-class CriticParams(Params):
+class TrainingParams(Params):
+    """The networks' shape, the optimiser and the data protocol, shared by critics and density models (their
+    meaning is CriticParams')."""
+
+    hidden: Positive = 64
+    layers: Annotated[int, Field(ge=0, le=64)] = 3
+    activation: Activation = "elu"
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    marginals: Literal["raw", "gaussianize"] = "gaussianize"
+    checkpoint_every: Annotated[int, Field(ge=0)] = 50
+    validation: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    value_batch: Annotated[int, Field(ge=0)] = 1250
+    interval_resamples: Annotated[int, Field(ge=0, le=10_000)] = 20
+
+
+class CriticParams(TrainingParams):
     """The critic, its optimiser and its data protocol. The defaults are the general-purpose configuration
     chosen on the Beyond-Normal core tasks with seeds never reported (docs/results.md): a separable critic
     of two 3 x 64 ELU MLPs with 16-d embeddings, Adam lr 1e-3, normal-score marginals and the held-out
@@ -37,16 +52,7 @@ class CriticParams(Params):
     """
 
     critic: Literal["separable", "concat", "bilinear"] = "separable"
-    hidden: Positive = 64
-    layers: Annotated[int, Field(ge=0, le=64)] = 3
     embed_dim: Positive = 16
-    activation: Activation = "elu"
-    lr: Annotated[float, Field(gt=0)] = 1e-3
-    marginals: Literal["raw", "gaussianize"] = "gaussianize"
-    checkpoint_every: Annotated[int, Field(ge=0)] = 50
-    validation: Annotated[float, Field(gt=0, lt=1)] = 0.1
-    value_batch: Annotated[int, Field(ge=0)] = 1250
-    interval_resamples: Annotated[int, Field(ge=0, le=10_000)] = 20
 
 
 class MINEParams(CriticParams):
@@ -67,6 +73,33 @@ class InterpolatedParams(BaselineParams):
 
 class NCEParams(CriticParams):
     negatives: Annotated[float, Field(gt=0)] = 1.0
+
+
+class FLOParams(CriticParams):
+    u_hidden: Positive = 64  # the width of v in FLO's u(x, y) = v(x, y) - g(x, y)
+
+
+class DensityParams(TrainingParams):
+    """Estimators built on density models fit by maximum likelihood (plugins.estimators.densities): MLP heads of
+    `layers` x `hidden`, each a mixture of `components` diagonal Gaussians (1: a diagonal-Gaussian head).
+    Checkpoints are chosen by the held-out log-likelihood."""
+
+    components: Annotated[int, Field(ge=1, le=64)] = 1
+
+
+class BAParams(DensityParams):
+    """entropy_y: h(Y) in nats, of y as the estimator sees it. Left out, a task that declares its entropies
+    (harness.api.EntropyTask) gives it; marginals defaults to "raw", since the normal-score map changes h(Y)."""
+
+    marginals: Literal["raw", "gaussianize"] = "raw"
+    entropy_y: float | None = None
+
+    @model_validator(mode="after")
+    def _entropy_of_the_data_seen(self) -> BAParams:
+        if self.entropy_y is not None and self.marginals == "gaussianize":
+            raise ValueError("entropy_y is the entropy of y as given, and marginals = 'gaussianize' changes it: "
+                             "use marginals = 'raw' with entropy_y")
+        return self
 
 
 class FGANParams(CriticParams):
@@ -102,6 +135,20 @@ ESTIMATORS = [
      "Gutmann & Hyvarinen 2010"),
     ("fgan", "f-GAN lower bound of D_f (any f row); f-information on MI tasks", FGANParams,
      "Nowozin et al. 2016, arXiv:1606.00709"),
+    ("flo", "FLO: Fenchel-Legendre lower bound with a second network u(x, y), not capped at log B", FLOParams,
+     "Guo et al. 2022, arXiv:2107.01131"),
+    ("club", "CLUB: upper bound from a learned conditional q(y|x)", DensityParams,
+     "Cheng et al. 2020, arXiv:2006.12013"),
+    ("club_sample", "CLUB with one sampled negative per pair: same value in expectation, noisier", DensityParams,
+     "Cheng et al. 2020, arXiv:2006.12013"),
+    ("l1out", "L1Out: leave-one-out upper bound from a learned conditional q(y|x)", DensityParams,
+     "Poole et al. 2019, arXiv:1905.06922"),
+    ("ba", "Barber-Agakov lower bound h(Y) + E log q(y|x); needs h(Y) (else use doe)", BAParams,
+     "Barber & Agakov 2003"),
+    ("doe", "Difference of entropies h(Y) - h(Y|X) from autoregressive density models", DensityParams,
+     "McAllester & Stratos 2020, arXiv:1811.04251"),
+    ("gm", "Generative MI: log q(x, y) - log q(x) - log q(y) from three density models", DensityParams,
+     "Song & Ermon 2020, arXiv:1910.06222; torch-mist"),
 ]
 
 

@@ -6,6 +6,7 @@ strings), so registering and listing the estimators never imports torch.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
@@ -17,32 +18,38 @@ from torch import nn
 from harness import Budget, Estimate, Params
 from harness.errors import UserError
 from harness.training import Checkpoints, heldout_start, sample_problem, train_critics
-from plugins.estimators import objectives
+from plugins.estimators import densities, objectives
 from plugins.estimators.critics import CRITICS, TwoSampleCritic, stack_critics
 from plugins.estimators.divergences import divergence, target_name
 from plugins.estimators.marginals import gaussianize
 from plugins.estimators.variational import (
+    BAParams,
     BaselineParams,
     CriticParams,
+    DensityParams,
     FGANParams,
+    FLOParams,
     InterpolatedParams,
     MINEParams,
     NCEParams,
     SMILEParams,
+    TrainingParams,
 )
 
-ObjectiveFactory = Callable[[Params, int], nn.Module]
+ObjectiveFactory = Callable[[Params, int, int], nn.Module]  # (params, dim_x, dim_y) -> objective
+CriticFactory = Callable[..., nn.Module]  # critics.CRITICS' constructor signature
 Member = tuple[Any, np.ndarray, np.ndarray, int]  # (estimator, x, y, seed)
 
 
 class VariationalEstimator:
     """fit_estimate trains a critic on pairs; fit_divergence (f-GAN only) on two samples."""
 
-    def __init__(self, params: CriticParams, objective: ObjectiveFactory, target: str = "mi",
-                 two_sample: bool = False):
+    def __init__(self, params: TrainingParams, objective: ObjectiveFactory, target: str = "mi",
+                 two_sample: bool = False, critic: CriticFactory | None = None):
         self.params = params
         self.objective = objective
         self.target = target
+        self.critic = critic or CRITICS[params.critic]
         if two_sample:
             self.fit_divergence = self._fit_divergence
             self.fit_divergence_group = self._fit_divergence_group
@@ -69,11 +76,11 @@ class VariationalEstimator:
             raise result
         return result
 
-    def _build(self, critic_class, dim_x: int, dim_y: int, seed: int) -> tuple[nn.Module, nn.Module]:
+    def _build(self, critic_class: CriticFactory, dim_x: int, dim_y: int, seed: int) -> tuple[nn.Module, nn.Module]:
         p = self.params
         torch.manual_seed(seed)
-        critic = critic_class(dim_x, dim_y, p.hidden, p.layers, p.embed_dim, p.activation)
-        return critic, self.objective(p, dim_y)
+        critic = critic_class(dim_x, dim_y, p.hidden, p.layers, getattr(p, "embed_dim", 0), p.activation)
+        return critic, self.objective(p, dim_x, dim_y)
 
     def budget_problem(self, n: int, budget: Budget, dim_x: int, dim_y: int,
                        free_bytes: int | None) -> str | None:
@@ -84,26 +91,36 @@ class VariationalEstimator:
                                  if p.checkpoint_every else None)
         if problem or free_bytes is None:
             return problem
-        needed = training_bytes(p, dim_x, dim_y, budget.batch_size, _valuing_batch(n, budget, p))
+        parameters = self.parameter_count(dim_x, dim_y)
+        needed = training_bytes(p, parameters, dim_x, dim_y, budget.batch_size, _valuing_batch(n, budget, p))
         if needed <= free_bytes:
             return None
         return (f"training this critic needs about {needed / 2**30:.1f} GiB beside the data (its "
-                f"{critic_parameters(p, dim_x, dim_y):,} parameters with their gradients and Adam moments, and one "
+                f"{parameters:,} parameters with their gradients and Adam moments, and one "
                 f"batch's activations and scores), and this machine has {free_bytes / 2**30:.1f} GiB free beside "
                 "the data; use a smaller hidden, fewer layers, or a smaller batch_size or value_batch.")
+
+    def parameter_count(self, dim_x: int, dim_y: int) -> int:
+        """The parameters of the critic and of the objective's own networks, counted on the meta device."""
+        with torch.device("meta"):
+            critic, objective = self._build(self.critic, dim_x, dim_y, seed=0)
+        return sum(p.numel() for module in (critic, objective) for p in module.parameters())
 
     def group_key(self) -> Hashable:
         """Cells whose estimators share this key can train as one batched model: same critic, same lr.
 
-        The objective may differ between members (InfoNCE beside NWJ beside MINE).
+        The objective may differ between members (InfoNCE beside NWJ beside MINE, CLUB beside L1Out).
         """
         p = self.params
-        return ("variational-critic", *(getattr(p, name) for name in CriticParams.model_fields))
+        shared = CriticParams if isinstance(p, CriticParams) else DensityParams
+        critic = (self.critic.func.__name__, tuple(sorted(self.critic.keywords.items()))) if isinstance(
+            self.critic, functools.partial) else self.critic.__name__
+        return ("variational-critic", critic, *(getattr(p, name) for name in shared.model_fields))
 
     def fit_estimate_group(self, members: Sequence[Member], budget: Budget, device: str) -> list[Estimate | Exception]:
         """fit_estimate for each (estimator, x, y, seed), trained as one model: same numbers as one by one."""
         members = [(estimator, *estimator._marginal_maps(x, y, budget), seed) for estimator, x, y, seed in members]
-        return _fit_group(members, budget, device, lambda e: CRITICS[e.params.critic])
+        return _fit_group(members, budget, device, lambda e: e.critic)
 
     def _fit_divergence_group(self, members: Sequence[Member], budget: Budget, device: str
                               ) -> list[Estimate | Exception]:
@@ -124,33 +141,27 @@ PARAMETER_COPIES = 6
 SCORE_COPIES = 3  # the B x B scores and the bound's temporaries on them (InfoNCE measured about 2.4)
 
 
-def training_bytes(p: CriticParams, dim_x: int, dim_y: int, batch: int, value_rows: int) -> int:
-    """About the peak memory training one critic holds beside its data: the parameters, and the larger of
-    a training step (activations kept for backward) and a valuing batch of value_rows (no gradients)."""
+def training_bytes(p: TrainingParams, parameters: int, dim_x: int, dim_y: int, batch: int, value_rows: int) -> int:
+    """About the peak memory training one critic of `parameters` parameters holds beside its data: the
+    parameters, and the larger of a training step (activations kept for backward) and a valuing batch of
+    value_rows (no gradients)."""
     step = max(_activation_floats(p, dim_x, dim_y, batch, training=True),
                _activation_floats(p, dim_x, dim_y, value_rows, training=False))
-    return FLOAT_BYTES * (PARAMETER_COPIES * critic_parameters(p, dim_x, dim_y) + step)
+    return FLOAT_BYTES * (PARAMETER_COPIES * parameters + step)
 
 
-def critic_parameters(p: CriticParams, dim_x: int, dim_y: int) -> int:
-    """The parameters of the critic (critics.CRITICS) and of the objective's baseline network, if it has one."""
-    def mlp(dim_in: int, dim_out: int, hidden: int = p.hidden, layers: int = p.layers) -> int:
-        widths = [dim_in, *[hidden] * layers, dim_out]
-        return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True))
-
-    baseline = mlp(dim_y, 1, p.baseline_hidden, 1) if isinstance(p, BaselineParams) else 0
-    if p.critic == "concat":
-        return mlp(dim_x + dim_y, 1) + baseline
-    bilinear = p.embed_dim**2 if p.critic == "bilinear" else 0
-    return mlp(dim_x, p.embed_dim) + mlp(dim_y, p.embed_dim) + bilinear + baseline
-
-
-def _activation_floats(p: CriticParams, dim_x: int, dim_y: int, rows: int, training: bool) -> int:
+def _activation_floats(p: TrainingParams, dim_x: int, dim_y: int, rows: int, training: bool) -> int:
     """Floats alive at once while `rows` pairs pass through the critic: in training, the batch with its
     copies and each layer's output and activation kept for backward; without gradients, about three
-    layers at a time. A concat critic runs its network on all rows^2 pairs."""
-    concat = p.critic == "concat"
-    positions, inputs, out = (rows * rows, [dim_x + dim_y], 1) if concat else (rows, [dim_x, dim_y], p.embed_dim)
+    layers at a time. A concat critic runs its network on all rows^2 pairs; an autoregressive density
+    model runs its network once per coordinate of each row (counted as dim_x + dim_y positions per row)."""
+    concat = getattr(p, "critic", None) == "concat"
+    if isinstance(p, DensityParams):
+        positions, inputs, out = rows * (dim_x + dim_y), [dim_x + 2 * (dim_x + dim_y)], 3 * p.components
+    elif concat:
+        positions, inputs, out = rows * rows, [dim_x + dim_y], 1
+    else:
+        positions, inputs, out = rows, [dim_x, dim_y], p.embed_dim
     if training:
         per_position = sum(2 * d + 2 * p.layers * p.hidden + out for d in inputs)
     else:
@@ -190,6 +201,7 @@ def _fit_group(members: Sequence[Member], budget: Budget, device: str, critic_cl
     for (_, objective), result in zip(built, unsorted, strict=True):
         if not isinstance(result, Estimate):
             continue
+        result.diagnostics["bound"] = objective.bound  # lower, upper or estimate: the report's brackets
         cap = objective.cap_nats(valued_on) if isinstance(objective, objectives.Capped) else None
         if cap is not None:
             # The report draws this line for this estimator only: the core names no bound.
@@ -217,7 +229,7 @@ def _bound_flags(objective: nn.Module, result: Estimate, cap: float | None, batc
     return flags
 
 
-def _valuing_batch(n: int, budget: Budget, params: CriticParams) -> int:
+def _valuing_batch(n: int, budget: Budget, params: TrainingParams) -> int:
     """How many pairs each batch value behind the estimate saw: the training batch when streaming or
     valuing the last critic; the value batch (or the whole held-out half) when a checkpoint is chosen."""
     heldout = n - heldout_start(n, budget)
@@ -232,38 +244,98 @@ def _valuing_batch(n: int, budget: Budget, params: CriticParams) -> int:
 
 
 def build_infonce(params: CriticParams) -> VariationalEstimator:
-    return VariationalEstimator(params, lambda p, d: objectives.InfoNCE())
+    return VariationalEstimator(params, lambda p, dx, dy: objectives.InfoNCE())
 
 
 def build_nwj(params: CriticParams) -> VariationalEstimator:
-    return VariationalEstimator(params, lambda p, d: objectives.NWJ())
+    return VariationalEstimator(params, lambda p, dx, dy: objectives.NWJ())
 
 
 def build_mine(params: MINEParams) -> VariationalEstimator:
-    return VariationalEstimator(params, lambda p, d: objectives.MINE(p.ma_rate))
+    return VariationalEstimator(params, lambda p, dx, dy: objectives.MINE(p.ma_rate))
 
 
 def build_js(params: CriticParams) -> VariationalEstimator:
-    return VariationalEstimator(params, lambda p, d: objectives.JS())
+    return VariationalEstimator(params, lambda p, dx, dy: objectives.JS())
 
 
 def build_smile(params: SMILEParams) -> VariationalEstimator:
-    return VariationalEstimator(params, lambda p, d: objectives.SMILE(p.tau))
+    return VariationalEstimator(params, lambda p, dx, dy: objectives.SMILE(p.tau))
 
 
 def build_tuba(params: BaselineParams) -> VariationalEstimator:
-    return VariationalEstimator(params, lambda p, d: objectives.TUBA(d, p.baseline_hidden))
+    return VariationalEstimator(params, lambda p, dx, dy: objectives.TUBA(dy, p.baseline_hidden))
 
 
 def build_interpolated(params: InterpolatedParams) -> VariationalEstimator:
-    return VariationalEstimator(params, lambda p, d: objectives.Interpolated(d, p.alpha, p.baseline_hidden))
+    return VariationalEstimator(params, lambda p, dx, dy: objectives.Interpolated(dy, p.alpha, p.baseline_hidden))
 
 
 def build_nce(params: NCEParams) -> VariationalEstimator:
-    return VariationalEstimator(params, lambda p, d: objectives.NCE(p.negatives))
+    return VariationalEstimator(params, lambda p, dx, dy: objectives.NCE(p.negatives))
 
 
 def build_fgan(params: FGANParams) -> VariationalEstimator:
     table_row = divergence(params.divergence, params.alpha)
-    return VariationalEstimator(params, lambda _p, _dim: objectives.FGAN(table_row),
+    return VariationalEstimator(params, lambda _p, _dx, _dy: objectives.FGAN(table_row),
                                 target=target_name(params.divergence, params.alpha), two_sample=True)
+
+
+def build_flo(params: FLOParams) -> VariationalEstimator:
+    return VariationalEstimator(params, lambda p, dx, dy: objectives.FLO(dx, dy, p.u_hidden))
+
+
+def _conditional(params: DensityParams) -> CriticFactory:
+    return functools.partial(densities.ConditionalCritic, components=params.components)
+
+
+def _likelihoods(params: DensityParams, factors: tuple[str, ...]) -> CriticFactory:
+    return functools.partial(densities.LikelihoodCritic, components=params.components, factors=factors)
+
+
+def build_club(params: DensityParams) -> VariationalEstimator:
+    return VariationalEstimator(params, lambda p, dx, dy: objectives.CLUB(), critic=_conditional(params))
+
+
+def build_club_sample(params: DensityParams) -> VariationalEstimator:
+    return VariationalEstimator(params, lambda p, dx, dy: objectives.CLUBSample(), critic=_conditional(params))
+
+
+def build_l1out(params: DensityParams) -> VariationalEstimator:
+    return VariationalEstimator(params, lambda p, dx, dy: objectives.L1Out(), critic=_conditional(params))
+
+
+def build_doe(params: DensityParams) -> VariationalEstimator:
+    return VariationalEstimator(params, lambda p, dx, dy: objectives.DifferenceOfEntropies(),
+                                critic=_likelihoods(params, ("y|x", "y")))
+
+
+def build_gm(params: DensityParams) -> VariationalEstimator:
+    return VariationalEstimator(params, lambda p, dx, dy: objectives.GenerativeMI(),
+                                critic=_likelihoods(params, ("xy", "x", "y")))
+
+
+class BarberAgakovEstimator(VariationalEstimator):
+    """The Barber-Agakov bound: needs h(Y), from entropy_y or from a task that declares it (harness.api.UsesEntropy)."""
+
+    @property
+    def needs_entropy(self) -> bool:
+        return self.params.entropy_y is None
+
+    def with_entropy_y(self, nats: float) -> BarberAgakovEstimator:
+        return build_ba(self.params.model_copy(update={"entropy_y": float(nats)}))
+
+    def group_key(self) -> Hashable | None:
+        return None if self.needs_entropy else super().group_key()  # refused alone, not as a group's failure
+
+    def fit_estimate_group(self, members: Sequence[Member], budget: Budget, device: str) -> list[Estimate | Exception]:
+        if any(estimator.params.entropy_y is None for estimator, *_ in members):
+            raise UserError("ba needs the entropy of y: give entropy_y (nats, of y as given, with marginals = 'raw'), "
+                            "or run it on a task that declares its entropies; without one, use doe, which "
+                            "estimates h(Y) itself.")
+        return super().fit_estimate_group(members, budget, device)
+
+
+def build_ba(params: BAParams) -> BarberAgakovEstimator:
+    return BarberAgakovEstimator(params, lambda p, dx, dy: objectives.BarberAgakov(p.entropy_y),
+                                 critic=_conditional(params))

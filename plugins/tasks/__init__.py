@@ -35,6 +35,15 @@ def register_tasks(register):
     for name, (summary, params) in p.TRANSFORMS.items():
         add(name, f"{summary}; MI of the base task", params, f"{_MODULE}.transforms:build_{name}", BEYOND_NORMAL)
 
+    add("rotate", "Beyond Normal's fixed rotation (exp of so(n) generators) of each side, dims >= 3; "
+        "MI of the base task", p.TransformParams, f"{_MODULE}.transforms:build_rotate", BEYOND_NORMAL)
+    add("spiral_beyond_normal", "Beyond Normal's spiral: X turned in plane (0,1), Y in (1,2), speed / dim; "
+        "MI of the base task", p.SpiralBeyondNormalParams, f"{_MODULE}.transforms:build_spiral_beyond_normal",
+        BEYOND_NORMAL)
+    add("multinormal_lvm", "Gaussian from Beyond Normal's latent model (dense + pairs + block parts); closed form",
+        p.LVMParams, f"{_MODULE}.beyond_normal:build_lvm", BEYOND_NORMAL)
+    add("student_dense", "multivariate Student-t, every dispersion correlation equal; closed form",
+        p.StudentDenseParams, f"{_MODULE}.beyond_normal:build_student_dense", BEYOND_NORMAL)
     add("student_t", "multivariate Student-t, sparse dispersion; closed form from entropies",
         p.StudentParams, f"{_MODULE}.student:build_student", BEYOND_NORMAL)
     add("additive_uniform", "X ~ U(0,1), Y = X + U(-eps, eps); closed form",
@@ -52,6 +61,8 @@ def register_tasks(register):
         NoParams, f"{_MODULE}.mixtures:build_ai", MIXTURES)
     add("galaxy", "2x1 two-ball Gaussian mixture with X spiralled; Monte Carlo",
         p.GalaxyParams, f"{_MODULE}.mixtures:build_galaxy", MIXTURES)
+    add("waves", "2x1 Gaussian mixture (12 components) with X sheared into waves; Monte Carlo",
+        p.WavesParams, f"{_MODULE}.mixtures:build_waves", MIXTURES)
     add("concentric_gaussians", "dim_x x 1 concentric isotropic Gaussians tagged by Y; Monte Carlo",
         p.ConcentricParams, f"{_MODULE}.mixtures:build_concentric", MIXTURES)
     add("multinormal_sparse_inliers", "multinormal_sparse mixed with its product of marginals; Monte Carlo",

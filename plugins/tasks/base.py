@@ -40,6 +40,16 @@ def mean_and_stderr(values: np.ndarray) -> GroundTruth:
     return GroundTruth(value=float(values.mean()), stderr=float(values.std(ddof=1) / np.sqrt(len(values))))
 
 
+SIDES = ("x", "y")
+
+
+def checked_side(side: str) -> str:
+    """`side` if it names a side of an MI task ("x" or "y"), else a UserError saying so."""
+    if side not in SIDES:
+        raise UserError(f"entropy side {side!r} is not one of {', '.join(SIDES)}: ask for the entropy of x or of y.")
+    return side
+
+
 class MITask:
     """Base of the MI tasks: subclasses give sample(), log_density_ratio() and, if known,
     the MI in closed form (`exact_mi`) or closed-form f-informations (`closed_form`)."""

@@ -104,21 +104,25 @@ WIGGLY_Y = Wiggly((-0.4, 0.17, 0.02), (0.4, 1.3, 4.3), (0.0, 3.5, -2.5))
 
 @dataclass
 class Spiral(Diffeomorphism):
-    """Rotate the plane of the first two coordinates by speed * ||v||^2 (norm-preserving)."""
+    """Rotate the plane of coordinates `plane` = (i, j) (default the first two) by speed * ||v||^2
+    (norm-preserving): v_i <- cos a v_i - sin a v_j, v_j <- sin a v_i + cos a v_j."""
 
     speed: float = 0.5
     name: str = "spiral"
+    plane: tuple[int, int] = (0, 1)
 
     def out_dim(self, dim: int) -> int:
-        check(dim >= 2, f"spiral needs at least 2 dimensions on the side it is applied to, got {dim}.")
+        need = max(self.plane) + 1
+        check(dim >= need, f"spiral needs at least {need} dimensions on the side it is applied to, got {dim}.")
         return dim
 
     def _rotate(self, v: np.ndarray, sign: float) -> np.ndarray:
+        (i, j) = self.plane
         angle = sign * self.speed * np.sum(v**2, axis=1)
         out = np.array(v, dtype=np.float64, copy=True)
         cos, sin = np.cos(angle), np.sin(angle)
-        out[:, 0] = cos * v[:, 0] - sin * v[:, 1]
-        out[:, 1] = sin * v[:, 0] + cos * v[:, 1]
+        out[:, i] = cos * v[:, i] - sin * v[:, j]
+        out[:, j] = sin * v[:, i] + cos * v[:, j]
         return out
 
     def forward(self, v: np.ndarray) -> np.ndarray:
@@ -190,6 +194,62 @@ class Bimodal(Diffeomorphism):
     def inverse(self, w: np.ndarray) -> np.ndarray:
         log_cdf, log_sf = self._log_cdf(w), self._log_sf(w)
         return np.where(log_cdf < log_sf, special.ndtri_exp(log_cdf), -special.ndtri_exp(np.minimum(log_sf, 0.0)))
+
+
+@dataclass
+class Power(Diffeomorphism):
+    """v -> sign(v) |v|^alpha on each coordinate (alpha > 0): Beyond Normal's tail-lengthening map
+    (alpha = 1.5 is half_cube, 3 is cube)."""
+
+    alpha: float = 2.0
+    name: str = "power"
+
+    def forward(self, v: np.ndarray) -> np.ndarray:
+        return np.sign(v) * np.abs(v) ** self.alpha
+
+    def inverse(self, w: np.ndarray) -> np.ndarray:
+        return np.sign(w) * np.abs(w) ** (1.0 / self.alpha)
+
+
+@dataclass
+class Orthogonal(Diffeomorphism):
+    """Row vectors times a fixed orthogonal matrix, v -> v @ M, undone by w @ M^T."""
+
+    matrix: np.ndarray
+    name: str = "orthogonal"
+
+    def out_dim(self, dim: int) -> int:
+        check(dim == len(self.matrix), f"{self.name} acts on {len(self.matrix)} dimensions, got {dim}.")
+        return dim
+
+    def forward(self, v: np.ndarray) -> np.ndarray:
+        return v @ self.matrix
+
+    def inverse(self, w: np.ndarray) -> np.ndarray:
+        return w @ self.matrix.T
+
+
+@dataclass
+class Waves(Diffeomorphism):
+    """The Waves task's map on 2-D X (Czyz et al. 2023, mixtures paper): shear the first coordinate by
+    amplitude * sin(frequency * v_1), then v -> (0.1 v_0 - 0.8, 0.5 v_1). Triangular with unit shear
+    Jacobian, so injective, with the closed-form inverse below."""
+
+    amplitude: float = 5.0
+    frequency: float = 3.0
+    name: str = "waves"
+
+    def out_dim(self, dim: int) -> int:
+        check(dim == 2, f"the waves map acts on 2-D X, got {dim} dimensions.")
+        return dim
+
+    def forward(self, v: np.ndarray) -> np.ndarray:
+        sheared = v[:, 0] + self.amplitude * np.sin(self.frequency * v[:, 1])
+        return np.stack([0.1 * sheared - 0.8, 0.5 * v[:, 1]], axis=1)
+
+    def inverse(self, w: np.ndarray) -> np.ndarray:
+        v1 = w[:, 1] / 0.5
+        return np.stack([(w[:, 0] + 0.8) / 0.1 - self.amplitude * np.sin(self.frequency * v1), v1], axis=1)
 
 
 # Beyond Normal's bimodal marginals: 0.3 N(0,1) + 0.7 N(5,1) for X, 0.5 N(-1,1) + 0.5 N(3,1) for Y.

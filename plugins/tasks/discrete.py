@@ -10,19 +10,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import integrate, special
 
-from harness.errors import UserError
 from plugins.tasks import low_dimensional
-from plugins.tasks.base import MITask
+from plugins.tasks.base import MITask, checked_side
 from plugins.tasks.fdiv import Target
 from plugins.tasks.params import DiscreteContinuousParams, NoisyChannelParams, QuantizedGaussianParams
-
-SIDES = ("x", "y")
-
-
-def _checked_side(side: str) -> str:
-    if side not in SIDES:
-        raise UserError(f"entropy side {side!r} is not one of {', '.join(SIDES)}: ask for the entropy of x or of y.")
-    return side
 
 
 def discrete_entropy(probabilities: np.ndarray) -> float:
@@ -81,6 +72,8 @@ class QuantizedGaussianTask(MITask):
     -(dim/2) log(1 - rho^2) and approaches it as the cells shrink.
     """
 
+    discrete_sides = ("x", "y")
+
     def __init__(self, params: QuantizedGaussianParams) -> None:
         super().__init__("quantized_gaussian", params)
         self.dim_x = self.dim_y = params.dim
@@ -112,13 +105,15 @@ class QuantizedGaussianTask(MITask):
 
     def entropy(self, side: str) -> float:
         """H(X) or H(Y) in nats, the discrete entropy of the quantised marginal (both sides are alike)."""
-        _checked_side(side)
+        checked_side(side)
         return self.dim_x * discrete_entropy(self.cells.sum(axis=1))
 
 
 class NoisyChannelTask(MITask):
     """The k-ary symmetric channel: X uniform on k symbols, Y = X with probability 1 - eps, otherwise uniform
     on the other k - 1 symbols. I = log k - h(eps) - eps log(k - 1) exactly (h the binary entropy)."""
+
+    discrete_sides = ("x", "y")
 
     dim_x = dim_y = 1
 
@@ -156,7 +151,7 @@ class NoisyChannelTask(MITask):
 
     def entropy(self, side: str) -> float:
         """H(X) = H(Y) = log k nats: X is uniform, and so is Y by symmetry."""
-        _checked_side(side)
+        checked_side(side)
         return float(np.log(self.symbols))
 
 
@@ -166,9 +161,11 @@ class DiscreteContinuousTask(low_dimensional.DiscreteContinuousTask):
     adaptive 1-D quadrature. With h(Y | X) = 1/2 log(2 pi e sigma^2), h(Y) - h(Y | X) is a second route to
     the MI that exact_mi integrates directly."""
 
+    discrete_sides = ("x",)
+
     def entropy(self, side: str) -> float:
         """H(X) = log k nats (discrete); h(Y) = -int p(y) log p(y) dy nats (differential)."""
-        if _checked_side(side) == "x":
+        if checked_side(side) == "x":
             return float(np.log(len(self.means)))
 
         def integrand(y: float) -> float:

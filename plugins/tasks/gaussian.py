@@ -6,7 +6,7 @@ import numpy as np
 
 from harness.api import Params
 from plugins.tasks import gaussian_math
-from plugins.tasks.base import MITask, check
+from plugins.tasks.base import MITask, check, checked_side
 from plugins.tasks.fdiv import Target
 from plugins.tasks.params import DenseParams, GaussianParams, HighMIParams, SparseParams, StaircaseParams
 
@@ -39,6 +39,14 @@ class GaussianTask(MITask):
 
     def exact_mi(self) -> float:
         return float(self._constant)
+
+    discrete_sides: tuple[str, ...] = ()
+
+    def entropy(self, side: str) -> float:
+        """h(X) or h(Y) in nats: 1/2 log det(2 pi e S) of that side's block of the covariance."""
+        block = slice(0, self.dim_x) if checked_side(side) == "x" else slice(self.dim_x, None)
+        covariance = self.covariance[block, block]
+        return 0.5 * float(np.linalg.slogdet(2 * np.pi * np.e * covariance)[1])
 
     def closed_form(self, divergence: Target) -> float | None:
         zero = np.zeros(len(self.covariance))

@@ -12,7 +12,7 @@ from scipy import special
 from harness.api import NoParams, Params
 from plugins.tasks import diffeomorphisms as d
 from plugins.tasks.base import MITask
-from plugins.tasks.params import ConcentricParams, GalaxyParams, InliersParams, XParams
+from plugins.tasks.params import ConcentricParams, GalaxyParams, InliersParams, WavesParams, XParams
 from plugins.tasks.transforms import TransformTask
 
 
@@ -76,6 +76,16 @@ def build_galaxy(params: GalaxyParams) -> TransformTask:
     means = np.array([[-1.0] * 3, [1.0] * 3]) * params.distance / 2
     balls = GaussianMixtureTask("galaxy", params, [0.5, 0.5], means, np.stack([np.eye(3)] * 2), dim_x=2)
     return TransformTask("galaxy", params, balls, d.Spiral(speed=params.speed), None)
+
+
+def build_waves(params: WavesParams) -> TransformTask:
+    """`components` 2x1 Gaussians, k-th at (1.5 k, 0 | 1.5 (k mod 4)) with variances (0.1, 1 | 0.1),
+    X then sheared into waves (d.Waves). X_1 is independent noise, so I(X; Y) = I(X_0; Y)."""
+    k = np.arange(params.components, dtype=np.float64)
+    means = 1.5 * np.stack([k, np.zeros_like(k), k % 4], axis=1)
+    covariances = np.stack([np.diag([0.1, 1.0, 0.1])] * params.components)
+    comb = GaussianMixtureTask("waves", params, np.ones(params.components), means, covariances, dim_x=2)
+    return TransformTask("waves", params, comb, d.Waves(params.amplitude, params.frequency), None)
 
 
 def build_concentric(params: ConcentricParams) -> GaussianMixtureTask:

@@ -101,6 +101,34 @@ class StudentParams(Params):
     strength: float = Field(2.0, ge=0, description="dispersion pair correlation s^2 / (1 + s^2)")
 
 
+class LVMParams(Params):
+    """Beyond Normal's Gaussian latent-variable model (section 4; the sparsity experiments); the task
+    uses its correlation matrix. eta=None means eta = strength (equal variances, as multinormal_sparse)."""
+
+    dim_x: int = Field(5, ge=1, le=MAX_DIM)
+    dim_y: int = Field(5, ge=1, le=MAX_DIM)
+    pairs: int = Field(2, ge=0, description="interacting pairs (X_i, Y_i), each sharing a latent Z_i")
+    alpha: float = Field(0.5, ge=0, description="weight of U_all, shared by every variable (dense part)")
+    strength: float = Field(2.0, ge=0, description="weight lambda of Z_i in X_i and Y_i, i < pairs")
+    beta: float = Field(0.0, ge=0, description="weight of U_X (in every X_i) and of U_Y (in every Y_i)")
+    epsilon: float = Field(1.0, gt=0, description="weight of each variable's own noise")
+    eta: float | None = Field(None, ge=0, description="extra noise weight of the non-interacting variables; "
+                                                      "None = strength")
+
+
+class StudentDenseParams(Params):
+    dim_x: int = Field(2, ge=1, le=MAX_DIM)
+    dim_y: int = Field(2, ge=1, le=MAX_DIM)
+    dof: float = Field(3.0, gt=0, description="degrees of freedom")
+    correlation: float = Field(0.5, gt=-1, lt=1, description="every off-diagonal entry of the dispersion")
+
+
+class WavesParams(Params):
+    components: int = Field(12, ge=1, le=10_000, description="component k: X_0 ~ N(1.5 k, 0.1), Y ~ N(1.5 (k mod 4), 0.1)")
+    amplitude: float = Field(5.0, description="shear of X_0 by amplitude * sin(frequency * X_1)")
+    frequency: float = Field(3.0, description="frequency of the shear")
+
+
 class GaussianPairParams(Params):
     dim: int = Field(1, ge=1, le=MAX_DIM)
     mean_shift: float = Field(1.0, description="mean of Q in every coordinate (P has mean 0)")
@@ -120,6 +148,15 @@ class SwissRollParams(TransformParams):
     apply_to: Side = "x"
 
 
+class PowerParams(TransformParams):
+    alpha: float = Field(2.0, gt=0, le=20, description="exponent: x -> sign(x) |x|^alpha")
+
+
+class SpiralBeyondNormalParams(TransformParams):
+    speed: float = Field(1.0, description="rotation angle per unit of squared norm")
+    normalise_speed: bool = Field(True, description="divide the speed by the dimension of each side")
+
+
 class StaircaseCubicParams(Params):
     mi: float = Field(2.0, ge=0, description="MI level in nats")
     dim: int = Field(20, ge=1, le=MAX_DIM, description="dimension of X and of Y")
@@ -134,4 +171,5 @@ TRANSFORMS: dict[str, tuple[str, type[TransformParams]]] = {
     "spiral": ("rotate the first two coordinates by speed * |x|^2", SpiralParams),
     "swissroll": ("embed the first coordinate as a swiss roll: d dims -> d + 1", SwissRollParams),
     "bimodal": ("x -> F^-1(Phi(x)), F a two-component Gaussian mixture CDF", TransformParams),
+    "power": ("x -> sign(x) |x|^alpha on each coordinate (Beyond Normal's tails experiment)", PowerParams),
 }

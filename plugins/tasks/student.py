@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from harness.api import Params
 from plugins.tasks.base import MITask
 from plugins.tasks.gaussian import sparse_correlation
 from plugins.tasks.params import StudentParams
@@ -28,10 +29,14 @@ def t_log_density(z: np.ndarray, precision: np.ndarray, logdet: float, dof: floa
 
 
 class StudentTask(MITask):
-    def __init__(self, params: StudentParams) -> None:
-        super().__init__("student_t", params)
+    """Split multivariate Student-t; the dispersion defaults to params' sparse one (`student_t`)."""
+
+    def __init__(self, params: Params, name: str = "student_t", dispersion: np.ndarray | None = None) -> None:
+        super().__init__(name, params)
         self.dim_x, self.dim_y, self.dof = params.dim_x, params.dim_y, params.dof
-        self.dispersion = sparse_correlation(params.dim_x, params.dim_y, params.pairs, params.strength)
+        if dispersion is None:
+            dispersion = sparse_correlation(params.dim_x, params.dim_y, params.pairs, params.strength)
+        self.dispersion = np.asarray(dispersion, dtype=np.float64)
         self._cholesky = np.linalg.cholesky(self.dispersion)
         blocks = {"joint": slice(None), "x": slice(0, self.dim_x), "y": slice(self.dim_x, None)}
         self._blocks = {key: (np.linalg.inv(self.dispersion[s, s]), np.linalg.slogdet(self.dispersion[s, s])[1])

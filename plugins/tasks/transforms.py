@@ -17,6 +17,7 @@ from harness.api import GroundTruth, Params
 from plugins.tasks import diffeomorphisms as d
 from plugins.tasks.base import MITask, check
 from plugins.tasks.params import (
+    SpiralBeyondNormalParams,
     StaircaseCubicParams,
     TransformParams,
 )
@@ -83,6 +84,46 @@ build_wiggly = _builder("wiggly", lambda p, side: d.WIGGLY_X if side == "x" else
 build_spiral = _builder("spiral", lambda p, side: d.Spiral(speed=p.speed))
 build_swissroll = _builder("swissroll", lambda p, side: d.SwissRoll())
 build_bimodal = _builder("bimodal", lambda p, side: d.BIMODAL_X if side == "x" else d.BIMODAL_Y)
+build_power = _builder("power", lambda p, side: d.Power(alpha=p.alpha))
+
+
+def _so_generator(n: int, i: int, j: int) -> np.ndarray:
+    """The (i, j) generator of so(n): -1 at [i, j], +1 at [j, i]."""
+    generator = np.zeros((n, n))
+    generator[i, j], generator[j, i] = -1.0, 1.0
+    return generator
+
+
+# Beyond Normal's fixed rotations, exp of these so(n) combinations: (weight, i, j) per side.
+_ROTATION_GENERATORS = {"x": [(2.0, 0, 1), (-1.0, 1, 2), (-1.0, 0, 2)], "y": [(1.0, 0, 1), (2.0, 1, 2)]}
+
+
+def rotation(dim: int, side: str) -> d.Orthogonal:
+    """The rotation Beyond Normal's `rotate` applies to that side (v -> v @ expm(sum w G_ij))."""
+    from scipy.linalg import expm
+
+    check(dim >= 3, f"rotate needs at least 3 dimensions on the side it is applied to, got {dim}.")
+    generator = sum(w * _so_generator(dim, i, j) for w, i, j in _ROTATION_GENERATORS[side])
+    return d.Orthogonal(expm(generator), name=f"rotate_{side}")
+
+
+def build_rotate(params: TransformParams) -> TransformTask:
+    base = build_base(params.base, where="task rotate")
+    dims = {"x": base.dim_x, "y": base.dim_y}
+    return TransformTask("rotate", params, base, *_sided(params, lambda side: rotation(dims[side], side)))
+
+
+def build_spiral_beyond_normal(params: SpiralBeyondNormalParams) -> TransformTask:
+    """Beyond Normal's spiral: X turned in the plane of coordinates (0, 1), Y in (1, 2), each at
+    speed / its dimension when normalise_speed (the published default, speed 1)."""
+    base = build_base(params.base, where="task spiral_beyond_normal")
+    dims, planes = {"x": base.dim_x, "y": base.dim_y}, {"x": (0, 1), "y": (1, 2)}
+
+    def make(side: str) -> d.Spiral:
+        speed = params.speed / dims[side] if params.normalise_speed else params.speed
+        return d.Spiral(speed=speed, plane=planes[side])
+
+    return TransformTask("spiral_beyond_normal", params, base, *_sided(params, make))
 
 
 
