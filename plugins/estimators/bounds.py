@@ -216,7 +216,8 @@ def club_bound(log_q: Tensor) -> Tensor:
 
 def club_sample_bound(log_q: Tensor) -> Tensor:
     """CLUB with one negative per positive: y_{i+1} beside x_i (rows are a random sample, so the
-    next row is a uniformly random other y); unbiased for club_bound's value."""
+    next row is a uniformly random other y). Its expectation is pos - E log q over independent pairs; club_bound,
+    whose negatives include the diagonal as Cheng et al.'s do, has (1 - 1/B) of that."""
     b = _batch_size(log_q)
     negatives = log_q.gather(-1, torch.arange(1, b + 1, device=log_q.device).remainder_(b).expand(
         *log_q.shape[:-1]).unsqueeze(-1)).squeeze(-1)

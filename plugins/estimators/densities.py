@@ -47,7 +47,9 @@ class GaussianHead(nn.Module):
 
     def log_prob(self, context: Tensor, target: Tensor) -> Tensor:
         """(..., B): log q(target_i | context_i), rows aligned."""
-        log_weights, means, log_scales = self.mixture(context)
+        return self._aligned(*self.mixture(context), target)
+
+    def _aligned(self, log_weights: Tensor, means: Tensor, log_scales: Tensor, target: Tensor) -> Tensor:
         z = (target.unsqueeze(-2) - means) * torch.exp(-log_scales)
         per_component = -0.5 * z.square().sum(-1) - log_scales.sum(-1) - self.dim_target * _HALF_LOG_TWO_PI
         return (log_weights + per_component).logsumexp(-1)
@@ -64,7 +66,10 @@ class GaussianHead(nn.Module):
                      + (means.square() * precision).sum(-1).flatten(-2).unsqueeze(-1))
         quadratic = quadratic.clamp_min(0.0).unflatten(-2, (-1, self.components))  # (..., B, K, B)
         normaliser = log_scales.sum(-1) + self.dim_target * _HALF_LOG_TWO_PI  # (..., B, K)
-        return (log_weights.unsqueeze(-1) - 0.5 * quadratic - normaliser.unsqueeze(-1)).logsumexp(-2)
+        pairwise = (log_weights.unsqueeze(-1) - 0.5 * quadratic - normaliser.unsqueeze(-1)).logsumexp(-2)
+        # The expansion cancels in float32 for sharp components; the positives, which fit q and drive every bound,
+        # are computed directly.
+        return pairwise.diagonal_scatter(self._aligned(log_weights, means, log_scales, target), dim1=-2, dim2=-1)
 
 
 class Autoregressive(nn.Module):

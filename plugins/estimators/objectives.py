@@ -174,7 +174,9 @@ class Interpolated(nn.Module):
     bound = "lower"
 
     def learned_pmi(self, scores: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        return _row_normalised(scores)
+        # The bound normalises over x for each y (its baseline and leave-one-out run down the columns), so its
+        # critic is known up to a function of y.
+        return _row_normalised(scores.mT)
 
     def __init__(self, dim_y: int, alpha: float = 0.5, hidden: int = 64) -> None:
         super().__init__()

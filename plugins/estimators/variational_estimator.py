@@ -166,7 +166,8 @@ def _activation_floats(p: TrainingParams, dim_x: int, dim_y: int, rows: int, tra
         per_position = sum(2 * d + 2 * p.layers * p.hidden + out for d in inputs)
     else:
         per_position = sum(d + 3 * max(p.hidden, out) for d in inputs)
-    return positions * per_position + SCORE_COPIES * rows * rows
+    scores = SCORE_COPIES * rows * rows * (p.components if isinstance(p, DensityParams) else 1)  # (B, K, B) per head
+    return positions * per_position + scores
 
 
 def _fit_group(members: Sequence[Member], budget: Budget, device: str, critic_class) -> list[Estimate | Exception]:
@@ -323,16 +324,19 @@ class BarberAgakovEstimator(VariationalEstimator):
         return self.params.entropy_y is None
 
     def with_entropy_y(self, nats: float) -> BarberAgakovEstimator:
-        return build_ba(self.params.model_copy(update={"entropy_y": float(nats)}))
+        try:  # validated, so that an entropy never meets normal-score marginals
+            return build_ba(BAParams.model_validate(self.params.model_dump() | {"entropy_y": float(nats)}))
+        except ValueError as error:
+            raise UserError(f"ba cannot take the task's entropy of y: {error.errors()[0]['msg']}") from None
 
     def group_key(self) -> Hashable | None:
         return None if self.needs_entropy else super().group_key()  # refused alone, not as a group's failure
 
     def fit_estimate_group(self, members: Sequence[Member], budget: Budget, device: str) -> list[Estimate | Exception]:
         if any(estimator.params.entropy_y is None for estimator, *_ in members):
-            raise UserError("ba needs the entropy of y: give entropy_y (nats, of y as given, with marginals = 'raw'), "
-                            "or run it on a task that declares its entropies; without one, use doe, which "
-                            "estimates h(Y) itself.")
+            raise UserError("ba needs the differential entropy of a continuous y: give entropy_y (nats, of y as "
+                            "given, with marginals = 'raw'), or run it on a task that declares it (this task does not, "
+                            "or its y is discrete); without one, use doe, which estimates h(Y) itself.")
         return super().fit_estimate_group(members, budget, device)
 
 
