@@ -547,6 +547,8 @@ def _frozen(critic: nn.Module, runs: list[tuple[nn.Module, int, int]]) -> Iterat
 def _learned_pmi(critic: nn.Module, runs: list[tuple[nn.Module, int, int]], split: _Split,
                  batch: int) -> list[tuple[np.ndarray, np.ndarray] | None]:
     """Per member, (rows, learned PMI) on its first `batch` held-out rows, from objectives that give one."""
+    if not any(hasattr(objective, "learned_pmi") for objective, _, _ in runs):
+        return [None] * split.x.shape[0]
     rows = slice(split.train, split.train + batch)
     xb, yb = split.x[:, rows], split.y[:, rows]
     indices = np.arange(rows.start, rows.stop)
