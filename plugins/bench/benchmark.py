@@ -28,6 +28,7 @@ import os
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ from harness.executors import ProcessExecutor
 from harness.grouping import map_cells
 from harness.timing import resolve_device
 from harness.training import retain_freed_memory
+from plugins.bench import history as saved_runs
 from plugins.bench.baseline import plain_loop
 from plugins.bench.machine import Timed, matmul_peak, peak_kernels, seconds, separable_step_flops, timed
 from plugins.estimators import cpu_gemm
@@ -78,6 +80,7 @@ class Report:
     rows: list[dict[str, Any]] = field(default_factory=list)
     ratios: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    drops: list[str] = field(default_factory=list)  # headline numbers that fell past --max-drop since the last run
 
 
 def measure_peaks(report: Report, device: torch.device) -> None:
@@ -207,9 +210,12 @@ def machine_workload(report: Report, steps: int, levels: int, repeats: int, flop
 
 def main(device: str = "cpu", steps: int = 200, levels: int = 1, repeats: int = 2, small_steps: int = 300,
          small: bool = True, machine_steps: int = 2000, output: str | None = None,
-         echo: Callable[[str], None] = print, fmt: str = "text") -> Report:
+         echo: Callable[[str], None] = print, fmt: str = "text", history: str | None = None,
+         max_drop: float | None = None) -> Report:
     """Run the benchmark and print its table (or, fmt "json", `headline` as one JSON object); returns the
-    numbers (also written to `output` as JSON)."""
+    numbers (also written to `output` as JSON). With `history` (a folder), the headline is compared with the
+    last run saved there under the same settings and this run is saved beside it; a headline number that fell
+    by more than `max_drop` (a fraction) lands in the report's `drops`."""
     torch_device = resolve_device(device)
     torch.set_num_threads(1)
     retain_freed_memory()  # the plain loop gets the same allocator as ours
@@ -235,16 +241,37 @@ def main(device: str = "cpu", steps: int = 200, levels: int = 1, repeats: int = 
         flops = separable_step_flops(SMALL_BATCH, 2, 2, SMALL["hidden"], SMALL["layers"], SMALL["embed_dim"])
         compare_workload(report, "16 small tasks", members, budget, SMALL, torch_device, repeats, flops, alone=True)
     measure_peaks(report, torch_device)  # again: a peak measured low would flatter every % of peak
-    echo(json.dumps(headline(report)) if fmt == "json" else render(report))
+    summary, text = headline(report), render(report)
+    if history:
+        settings = {"device": torch_device.type, "steps": steps, "levels": levels, "repeats": repeats,
+                    "small_steps": small_steps if small else None, "machine_steps": machine_steps}
+        text += "\n\n" + _against_last_run(report, summary, Path(history), settings, max_drop)
+    echo(json.dumps(summary) if fmt == "json" else text)
     if output:
         with open(output, "w") as handle:
             json.dump(asdict(report), handle, indent=2)
     return report
 
 
+def _against_last_run(report: Report, summary: dict[str, Any], folder: Path, settings: dict[str, Any],
+                      max_drop: float | None) -> str:
+    """Compare `summary` with the last saved run of `settings` (adding `last_run` to it), save it, and say so."""
+    found = saved_runs.last_run(folder, settings)
+    path = saved_runs.save(folder, summary, settings)
+    summary["saved"] = str(path)
+    if found is None:
+        return f"no earlier run with these settings in {folder}; this one is saved as {path.name}"
+    compared = saved_runs.changes(found[1], summary)
+    summary["last_run"] = {"file": str(found[0]), "changes": compared}
+    if max_drop is not None:
+        report.drops = saved_runs.drops(compared, max_drop)
+    return saved_runs.render(compared, found[0]) + f"\n\nthis run is saved as {path.name}"
+
+
 def headline(report: Report) -> dict[str, Any]:
-    """The numbers CI and scripts read: the median ratios (None where a workload did not run), the staircase's
-    grouped training GFLOP/s, the one-thread matmul peak and the kernel, with the whole report beside them."""
+    """The numbers CI and scripts read: the median ratios against the plain loop (None where a workload did
+    not run), the staircase's grouped training GFLOP/s, the one-thread matmul peak and the kernel, with the
+    whole report beside them."""
     def median(name: str) -> float | None:
         ratios = report.ratios.get(name)
         return statistics.median(ratios) if ratios else None
@@ -252,7 +279,7 @@ def headline(report: Report) -> dict[str, Any]:
     grouped = [r["gflops"] for r in report.rows if r["workload"] == "staircase" and r["training"] == "grouped"]
     machine = next((name for name in report.ratios if name.endswith(": runner vs plain loop")), "")
     return {"per_core_ratio": median("staircase: grouped vs plain loop"), "per_machine_ratio": median(machine),
-            "small_critics_ratio": median("16 small tasks: grouped vs one by one"),
+            "small_critics_ratio": median("16 small tasks: grouped vs plain loop"),
             "training_gflops": grouped[0] if grouped else None, "peak_gflops": report.peak_one_thread_gflops,
             "kernel": ("onednn" if cpu_gemm.onednn_chosen() else "torch") if report.device.startswith("cpu")
             else "cuda", "report": asdict(report)}

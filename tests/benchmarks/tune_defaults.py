@@ -14,17 +14,8 @@ import time
 import numpy as np
 
 import harness
-from harness import registry, suite
-
-
-def target_tasks():
-    """The (label, name, params) of bmi_core's tasks in the four target groups."""
-    loaded = suite.load("bmi_core")  # the registered suite, as the wheel ships it
-    seen = {}
-    for cell in loaded.cells:
-        if not cell.data.startswith("additive"):
-            seen.setdefault(cell.data_label, (cell.data, cell.data_params))
-    return [(label, name, params) for label, (name, params) in seen.items()]
+from harness import registry
+from plugins.bench.versus import target_tasks
 
 
 def score(estimator: str, config: dict, seed: int) -> dict:
