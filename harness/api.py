@@ -101,6 +101,11 @@ class Estimate:
 class Embeddings:
     """Frozen representations from an encoder: one row per dataset item (node, graph, image, series).
 
+    features: the representation fixed in advance (the last epoch, or the encoder's own label-free rule such as
+        DGI's best training loss): the cell's headline accuracy.
+    checkpoints: the same training run's features at earlier epochs or steps (key -> one row per item); the harness
+        scores each and reports the checkpoint-selection accuracies beside the headline (docs/reports.md). Empty:
+        the encoder offers no selection, and only the headline is reported.
     untrained_baseline says the encoder was not trained (its architecture at random initialisation),
     so a paper's number for the trained method is not put beside it.
     """
@@ -109,6 +114,7 @@ class Embeddings:
     trajectory: list[tuple[int, float]] = field(default_factory=list)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     untrained_baseline: bool = False
+    checkpoints: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -332,11 +338,22 @@ class TaskSpec(Spec):
     kind: PluginKind = field(default="task", init=False)
 
 
+PublishedSelection = Literal["fixed", "best_on_test", "best_on_validation"]
+PUBLISHED_SELECTIONS: tuple[str, ...] = typing.get_args(PublishedSelection)
+
+
 @dataclass(frozen=True, kw_only=True)
 class EncoderSpec(Spec):
-    """An encoder: build(params) returns an Encoder."""
+    """An encoder: build(params) returns an Encoder.
+
+    published_selection: how the code behind the `published` numbers chose the checkpoint it evaluated, so the
+        harness can reproduce it beside the fixed protocol: "fixed" (a rule fixed in advance, as the headline),
+        "best_on_test" (the checkpoint whose test accuracy is best: optimistic) or "best_on_validation" (the
+        checkpoint best on labelled training data alone, which the harness computes by inner cross-validation).
+    """
 
     kind: PluginKind = field(default="encoder", init=False)
+    published_selection: PublishedSelection = "fixed"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -288,7 +288,7 @@ def _represent(cell: Cell) -> CellResult:
         encoder = spec.instantiate(cell.method_params)
         seed_everything(cell.seed)
         embeddings = encoder.fit(dataset, cell.budget, cell.device, cell.seed)
-        metrics = downstream.evaluate(dataset, np.asarray(embeddings.features), cell.seed)
+        metrics, chosen = downstream.evaluate(dataset, embeddings, cell.seed, spec.published_selection)
     except Exception as error:  # a plugin's failure is a result, not a crash of the suite
         return failed(error)
     # A paper's number belongs to the trained method, not to its untrained-architecture baseline.
@@ -300,6 +300,6 @@ def _represent(cell: Cell) -> CellResult:
         estimate=metrics["accuracy"],
         metrics=metrics,
         trajectory=[(int(s), float(v)) for s, v in embeddings.trajectory],
-        diagnostics=embeddings.diagnostics,
+        diagnostics=dict(embeddings.diagnostics) | chosen | {"untrained_baseline": bool(embeddings.untrained_baseline)},
         steps=int(embeddings.diagnostics.get("epochs", 0)),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -204,14 +205,53 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
         row["variance"] = row["std"] ** 2
         row["mse"] = float(np.mean((estimates - truth) ** 2)) if len(estimates) else np.nan
         if kind == "representation":
-            row["probe_std"] = ok["metrics"].map(lambda m: m.get("accuracy_std", np.nan)).mean()
+            row |= accuracy_columns(ok)
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
+    if (table["kind"] == "representation").any():
+        table["untrained"] = untrained_accuracy(table)
     order = {method: i for i, method in enumerate(dict.fromkeys(cells["method_label"]))}
     return (table.assign(_order=table["method"].map(order)).sort_values(["_order", "data", "true", "n"])
             .drop(columns="_order").reset_index(drop=True))
+
+
+SELECTIONS = {"fixed": "accuracy_fixed", "as_published": "accuracy_as_published", "inner_cv": "accuracy_inner_cv",
+              "best_on_test": "accuracy_best_on_test"}
+
+
+def accuracy_columns(ok: pd.DataFrame) -> dict[str, Any]:
+    """An encoder row's means over seeds of the checkpoint-selection accuracies (harness.downstream), the
+    optimism of the published selection over the fixed protocol, and what identifies an untrained baseline."""
+    def mean(name: str) -> float:
+        values = ok["metrics"].map(lambda m: m.get(name, np.nan)).astype(float)
+        return float(values.mean()) if values.notna().any() else np.nan
+
+    row: dict[str, Any] = {column: mean(name) for column, name in SELECTIONS.items()}
+    row["optimism"] = row["as_published"] - row["fixed"]
+    row["probe_std"] = mean("accuracy_std")
+    row["encoder"] = ok["method"].iloc[0] if len(ok) else ""
+    row["untrained_baseline"] = bool(len(ok)) and bool(ok["diagnostics"].map(
+        lambda d: bool(d.get("untrained_baseline"))).all())
+    return row
+
+
+def untrained_accuracy(table: pd.DataFrame) -> pd.Series:
+    """For each trained encoder row, the accuracy of the untrained baseline on the same data: the same encoder's
+    where the run has it, else the run's only untrained baseline on that data; NaN for the baselines themselves."""
+    encoders = table[table["kind"] == "representation"]
+    baselines = encoders[encoders["untrained_baseline"]]
+
+    def lookup(row: pd.Series) -> float:
+        if row["kind"] != "representation" or row["untrained_baseline"]:
+            return np.nan
+        here = baselines[baselines["data"] == row["data"]]
+        same = here[here["encoder"] == row["encoder"]]
+        chosen = same if len(same) == 1 else here if len(here) == 1 else None
+        return float(chosen["mean"].iloc[0]) if chosen is not None else np.nan
+
+    return table.apply(lookup, axis=1)
 
 
 def shared_by(diagnostics: dict, wall_s: float) -> int:

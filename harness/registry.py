@@ -22,7 +22,7 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
-from harness.api import NAME_PATTERN, Params, PluginKind, Spec, SuiteSpec
+from harness.api import NAME_PATTERN, PUBLISHED_SELECTIONS, EncoderSpec, Params, PluginKind, Spec, SuiteSpec
 from harness.errors import UserError, describe_exception, unknown_name
 
 ENTRY_POINT_GROUP = "mi_harness"
@@ -274,6 +274,9 @@ def _checked(spec: Any, kind: PluginKind) -> Spec:
                         "(e.g. str(Path(__file__).parent / 'my_suite.toml'))")
     if isinstance(spec, Spec) and not (isinstance(spec.params, type) and issubclass(spec.params, Params)):
         raise UserError(f"{kind} {spec.name!r}: params must be a subclass of harness.Params, got {spec.params!r}")
+    if isinstance(spec, EncoderSpec) and spec.published_selection not in PUBLISHED_SELECTIONS:
+        raise UserError(f"encoder {spec.name!r}: published_selection {spec.published_selection!r} is not one of "
+                        f"{', '.join(map(repr, PUBLISHED_SELECTIONS))}")
     return spec
 
 

@@ -150,7 +150,7 @@ class _ProbePlugin:
 
 @pytest.mark.parametrize("baseline", [False, True])
 def test_an_untrained_baseline_is_said_by_its_embeddings_not_by_a_parameter_name(baseline, monkeypatch):
-    monkeypatch.setattr(downstream, "evaluate", lambda dataset, features, seed: {"accuracy": 50.0})
+    monkeypatch.setattr(downstream, "evaluate", lambda dataset, embeddings, seed, selection: ({"accuracy": 50.0}, {}))
     registry.register(_ProbePlugin(), name="boundary-probe")
     try:
         result = execute(Cell(

@@ -159,6 +159,18 @@ def test_training_changes_the_encoder_and_random_init_does_not_train(small_digit
     assert not np.allclose(trained.features, untrained.features)
 
 
+@pytest.mark.parametrize(("name", "budget", "every", "kept"), [
+    ("dim", Budget(epochs=3, batch_size=64), 1, [1, 2]),
+    ("cpc", Budget(steps=6, batch_size=32), 2, [2, 4]),
+])
+def test_checkpoints_are_kept_without_changing_the_training(small_digits, name, budget, every, kept):
+    data = small_digits if name == "dim" else make_digit_sequences(n_train=64, n_test=16)
+    with_checkpoints = fit(name, data, budget, checkpoint_every=every)
+    without = fit(name, data, budget, checkpoint_every=0)
+    assert sorted(with_checkpoints.checkpoints) == kept and without.checkpoints == {}
+    np.testing.assert_array_equal(with_checkpoints.features, without.features)
+
+
 def test_raw_baseline_serves_every_kind_of_item():
     images = load_digits_dataset()
     assert np.array_equal(raw_features(images), images.inputs.reshape(1797, 64))

@@ -19,7 +19,8 @@ from harness.store import Store
 SUMMARY_COLUMNS = {
     "estimation": ["method", "data", "n", "true", "mean", "bias", "std", "mse", "ci95", "interval", "covered", "seeds",
                    "failures", "flags"],
-    "representation": ["method", "data", "true", "mean", "std", "probe_std", "seeds", "failures"],
+    "representation": ["method", "data", "true", "mean", "std", "as_published", "optimism", "inner_cv", "best_on_test",
+                       "untrained", "probe_std", "seeds", "failures"],
 }
 TIMING_COLUMNS = ["method", "data", "device", "shared_by", "wall_s", "steps_per_s", "kernel_ms", "peak_mem_mb"]
 TIMING_HEADING = "Timing"
@@ -32,9 +33,17 @@ SHARED_NOTE = ("**Shared times.** A number under `shared_by` marks a row whose c
                "An empty `shared_by`: the cells ran alone.")
 HEADINGS = {
     "estimation": "Estimates against ground truth (nats; statistics over seeds)",
-    "representation": "Downstream accuracy (%; `paper` is the published number where one exists, std over "
-                      "pretraining seeds, probe_std the mean spread over classifier repeats or folds)",
+    "representation": "Downstream accuracy (%)",
 }
+REPRESENTATION_NOTE = (
+    "Means over pretraining seeds, three selections from each training run. `fixed`: the model fixed in advance "
+    "(the cell's estimate; `std` over seeds). `as_published`: the checkpoint the paper's own code would pick, "
+    "beside the paper's number (`paper`); where that is the best checkpoint on the test items it is optimistic, "
+    "and `optimism` = as_published - fixed is what that selection adds. `inner_cv`: per fold, the checkpoint "
+    "best by cross-validation on the training items alone. `best_on_test`: the checkpoint best on the test "
+    "items (optimistic). `untrained`: the same architecture at random initialisation. `probe_std`: the mean "
+    "spread over classifier repeats or folds. Blank: the encoder kept no checkpoints.")
+
 # (file, heading, figure) in the page's order: the estimation figures after their table
 ESTIMATION_FIGURES = [
     ("estimate_vs_truth.png", "Estimate against truth", lambda cells, summary: figures.estimate_vs_truth(summary)),
@@ -63,8 +72,10 @@ def build(store: Store, run: str, out_root: str | Path = DEFAULT_REPORTS) -> Pat
         if not table.empty:
             shown = table[SUMMARY_COLUMNS[kind]]
             if kind == "representation":
-                shown = shown.rename(columns={"true": "paper", "mean": "accuracy"})
-            sections.append(Section(heading, shown))
+                shown = shown.rename(columns={"true": "paper", "mean": "fixed"})
+                sections.append(Section(heading, shown, REPRESENTATION_NOTE))
+            else:
+                sections.append(Section(heading, shown))
         plots = ESTIMATION_FIGURES if kind == "estimation" else REPRESENTATION_FIGURES
         for filename, title, draw in plots:
             drawn = draw(cells, summary) if not table.empty else None

@@ -112,6 +112,12 @@ def fit_cpc(params: Any, dataset: Any, budget: Budget, device: str, seed: int) -
 
     trajectory = [(0, current_estimate())]
     per_k: list[tuple[int, list[float]]] = []
+    checkpoints: dict[int, np.ndarray] = {}
+
+    def embed() -> np.ndarray:
+        model.eval()
+        return embed_in_batches(lambda x: readout(model, x, params.readout), inputs, where)
+
     if not params.random_init:
         optimiser = torch.optim.Adam(model.parameters(), lr=params.lr)
         record_every = max(1, budget.steps // 20)
@@ -129,10 +135,12 @@ def fit_cpc(params: Any, dataset: Any, budget: Budget, device: str, seed: int) -
                     per_k.append((step, mean_k.tolist()))
                     trajectory.append((step, float(mean_k.mean())))
                     sums, count = torch.zeros_like(sums), 0
+                if params.checkpoint_every and step % params.checkpoint_every == 0 and step < budget.steps:
+                    checkpoints[step] = embed()
+                    model.train()
                 if step == budget.steps:
                     break
-    model.eval()
-    features = embed_in_batches(lambda x: readout(model, x, params.readout), inputs, where)
+    features = embed()
     batch = min(budget.batch_size, len(train))
     return Embeddings(
         features=features,
@@ -149,4 +157,5 @@ def fit_cpc(params: Any, dataset: Any, budget: Budget, device: str, seed: int) -
             "fit_s": time.perf_counter() - started,
         },
         untrained_baseline=params.random_init,
+        checkpoints=checkpoints,
     )

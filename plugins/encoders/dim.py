@@ -105,6 +105,12 @@ def fit_dim(params: Any, dataset: Any, budget: Budget, device: str, seed: int) -
     headline = "local" if params.beta > 0 or params.alpha == 0 else "global"
     trajectory = [(0, local0 if headline == "local" else global0)]
     history: dict[str, list[float]] = {"loss": [], "local_mi": [local0], "global_mi": [global0], "prior_loss": []}
+    checkpoints: dict[int, np.ndarray] = {}
+
+    def embed() -> np.ndarray:
+        model.eval()
+        return embed_in_batches(lambda x: model.encoder(x)[1], inputs, where)
+
     if not params.random_init:
         encoder_parameters = [p for name, p in model.named_parameters() if not name.startswith("discriminator")]
         optimiser = torch.optim.Adam(encoder_parameters, lr=params.lr)
@@ -139,8 +145,10 @@ def fit_dim(params: Any, dataset: Any, budget: Budget, device: str, seed: int) -
             history["global_mi"].append(global_m)
             history["prior_loss"].append(prior_m)
             trajectory.append((epoch, local_m if headline == "local" else global_m))
-    model.eval()
-    features = embed_in_batches(lambda x: model.encoder(x)[1], inputs, where)
+            if params.checkpoint_every and epoch % params.checkpoint_every == 0 and epoch < budget.epochs:
+                checkpoints[epoch] = embed()
+                model.train()
+    features = embed()
     return Embeddings(
         features=features,
         trajectory=trajectory,
@@ -153,4 +161,5 @@ def fit_dim(params: Any, dataset: Any, budget: Budget, device: str, seed: int) -
             "fit_s": time.perf_counter() - started,
         },
         untrained_baseline=params.random_init,
+        checkpoints=checkpoints,
     )

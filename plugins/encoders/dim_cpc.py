@@ -9,7 +9,9 @@ seeded by the cell's seed: the random-encoder baseline.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from harness import EncoderSpec, Params, hookimpl
 from harness.api import Budget, Embeddings
@@ -25,6 +27,7 @@ class DIMParams(Params):
     critic_dim: int = 128
     lr: float = 3e-4
     random_init: bool = False
+    checkpoint_every: Annotated[int, Field(ge=0)] = 5  # epochs between scored checkpoints (0: none)
 
 
 class CPCParams(Params):
@@ -36,6 +39,7 @@ class CPCParams(Params):
     readout: Literal["context_last", "context_mean", "encoder_mean", "all"] = "all"
     lr: float = 1e-3
     random_init: bool = False
+    checkpoint_every: Annotated[int, Field(ge=0)] = 50  # steps between scored checkpoints (0: none)
 
 
 class RawParams(Params):

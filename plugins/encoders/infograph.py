@@ -86,6 +86,7 @@ class InfoGraph:
         graphs = dataset.graphs
         model = InfoGraphModel(graphs[0][0].shape[1], p.hidden, p.layers, p.prior).to(device)
         trajectory: list[tuple[int, float]] = []
+        checkpoints: dict[int, np.ndarray] = {}
         diagnostics: dict = {"epochs_run": 0, "random_init": p.random_init}
         if not p.random_init:
             optimizer = torch.optim.Adam(model.parameters(), lr=p.lr)
@@ -111,6 +112,8 @@ class InfoGraph:
                 if not np.isfinite(losses).all():
                     raise FloatingPointError(f"InfoGraph loss became non-finite at epoch {epoch}")
                 trajectory.append((epoch, float(np.mean(values))))
+                if p.checkpoint_every and epoch % p.checkpoint_every == 0 and epoch < budget.epochs:
+                    checkpoints[epoch] = embed_all(model.encoder, graphs, max(budget.batch_size, 256), device)
             diagnostics = {
                 "epochs_run": budget.epochs, "final_loss": float(np.mean(losses)), "random_init": False,
                 "final_js_objective": trajectory[-1][1], "final_mi_estimate": estimate,
@@ -118,7 +121,7 @@ class InfoGraph:
         features = embed_all(model.encoder, graphs, max(budget.batch_size, 256), device)
         diagnostics["seconds"] = time.perf_counter() - start
         return Embeddings(features=features, trajectory=trajectory, diagnostics=diagnostics,
-                          untrained_baseline=p.random_init)
+                          untrained_baseline=p.random_init, checkpoints=checkpoints)
 
 
 def build_infograph(params: InfoGraphParams) -> InfoGraph:

@@ -64,6 +64,7 @@ class InfoGraphSemi:
         classes = int(targets.max()) + 1
         model = InfoGraphSemiModel(graphs[0][0].shape[1], classes, p).to(device)
         trajectory: list[tuple[int, float]] = []
+        checkpoints: dict[int, np.ndarray] = {}
         diagnostics: dict = {"epochs_run": 0, "random_init": p.random_init, "labelled": int(labelled.size)}
         semi = p.unsupervised_weight > 0 or p.teacher_student_weight > 0
         if not p.random_init:
@@ -94,15 +95,22 @@ class InfoGraphSemi:
                     optimizer.step()
                 value = float(np.mean(objectives)) if objectives else -float(np.mean(sup_losses))
                 trajectory.append((epoch, value))
+                if p.checkpoint_every and epoch % p.checkpoint_every == 0 and epoch < budget.epochs:
+                    checkpoints[epoch] = self._readout(model, graphs, budget, device)
             diagnostics.update({"epochs_run": budget.epochs, "final_supervised_loss": float(np.mean(sup_losses))})
+        features = self._readout(model, graphs, budget, device)
+        diagnostics["seconds"] = time.perf_counter() - start
+        return Embeddings(features=features, trajectory=trajectory, diagnostics=diagnostics,
+                          untrained_baseline=p.random_init, checkpoints=checkpoints)
+
+    def _readout(self, model: InfoGraphSemiModel, graphs, budget: Budget, device: str) -> np.ndarray:
+        """The supervised encoder's graph embeddings, or its classifier's logits on them (eval mode)."""
         features = embed_all(model.supervised, graphs, max(budget.batch_size, 256), device)
-        if p.readout == "logits":
+        if self.params.readout == "logits":
             model.eval()
             with torch.no_grad():
                 features = model.classifier(torch.as_tensor(features).to(device)).cpu().numpy()
-        diagnostics["seconds"] = time.perf_counter() - start
-        return Embeddings(features=features, trajectory=trajectory, diagnostics=diagnostics,
-                          untrained_baseline=p.random_init)
+        return features
 
     def _unsupervised(self, model: InfoGraphSemiModel, batch) -> tuple[torch.Tensor, float]:
         p = self.params
@@ -128,4 +136,5 @@ def build_supervised_only(params: SupervisedOnlyParams) -> InfoGraphSemi:
     return InfoGraphSemi(InfoGraphSemiParams(
         hidden=params.hidden, layers=params.layers, lr=params.lr, unsupervised_weight=0.0,
         teacher_student_weight=0.0, readout=params.readout, random_init=params.random_init,
+        checkpoint_every=params.checkpoint_every,
     ))
