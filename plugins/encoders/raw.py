@@ -31,4 +31,5 @@ class RawInput:
         self.params = params
 
     def fit(self, dataset: Any, budget: Budget, device: str, seed: int) -> Embeddings:
-        return Embeddings(features=raw_features(dataset), diagnostics={"epochs": 0})
+        # Nothing is trained: a baseline, so no paper's number or untrained twin is put beside it.
+        return Embeddings(features=raw_features(dataset), diagnostics={"epochs": 0}, untrained_baseline=True)
