@@ -4,7 +4,7 @@ import inspect
 
 import pytest
 
-from harness import EstimatorSpec, NoParams, hookimpl, hookspecs, registry
+from harness import EncoderSpec, EstimatorSpec, NoParams, hookimpl, hookspecs, registry
 from harness.errors import UserError
 
 HOOKS = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
@@ -38,6 +38,20 @@ def test_a_name_registered_twice_names_both_plugins_and_leaves_the_first_in_plac
         registry.register(_Duplicate(), name="duplicate-test")
     assert registry.get("estimator", "infonce").summary.startswith("InfoNCE")
     assert "duplicate-test" not in {row["name"] for row in registry.plugins()}
+
+
+class _BadSelection:
+    @hookimpl
+    def register_encoders(self, register):
+        register(EncoderSpec(name="bad_selection_test", summary="", build=lambda p: None,
+                             published_selection="best_of_all"))
+
+
+def test_an_unknown_published_selection_is_refused_naming_the_valid_ones():
+    with pytest.raises(UserError, match="encoder 'bad_selection_test': published_selection 'best_of_all' is not one "
+                                        "of 'fixed', 'best_on_test', 'best_on_validation'"):
+        registry.register(_BadSelection(), name="bad-selection-test")
+    assert "bad_selection_test" not in registry.specs("encoder")
 
 
 class _Constant:
