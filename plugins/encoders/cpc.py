@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from harness.api import Budget, Embeddings
 from harness.errors import UserError
+from plugins.encoders import checkpoint_due
 from plugins.encoders.convnets import ConvTrunk, batches, check_device, embed_in_batches, seed_everything
 from plugins.estimators import bounds
 
@@ -135,7 +136,7 @@ def fit_cpc(params: Any, dataset: Any, budget: Budget, device: str, seed: int) -
                     per_k.append((step, mean_k.tolist()))
                     trajectory.append((step, float(mean_k.mean())))
                     sums, count = torch.zeros_like(sums), 0
-                if params.checkpoint_every and step % params.checkpoint_every == 0 and step < budget.steps:
+                if checkpoint_due(params.checkpoint_every, step, budget.steps):
                     checkpoints[step] = embed()
                     model.train()
                 if step == budget.steps:

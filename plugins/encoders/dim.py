@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from harness.api import Budget, Embeddings
 from harness.errors import UserError
+from plugins.encoders import checkpoint_due
 from plugins.encoders.convnets import (
     ConvTrunk,
     batches,
@@ -145,7 +146,7 @@ def fit_dim(params: Any, dataset: Any, budget: Budget, device: str, seed: int) -
             history["global_mi"].append(global_m)
             history["prior_loss"].append(prior_m)
             trajectory.append((epoch, local_m if headline == "local" else global_m))
-            if params.checkpoint_every and epoch % params.checkpoint_every == 0 and epoch < budget.epochs:
+            if checkpoint_due(params.checkpoint_every, epoch, budget.epochs):
                 checkpoints[epoch] = embed()
                 model.train()
     features = embed()

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from harness import Budget, Embeddings
 from harness.errors import UserError
-from plugins.encoders import js_pairs
+from plugins.encoders import checkpoint_due, js_pairs
 from plugins.encoders.gin import (
     GINEncoder,
     MLPWithShortcut,
@@ -112,7 +112,7 @@ class InfoGraph:
                 if not np.isfinite(losses).all():
                     raise FloatingPointError(f"InfoGraph loss became non-finite at epoch {epoch}")
                 trajectory.append((epoch, float(np.mean(values))))
-                if p.checkpoint_every and epoch % p.checkpoint_every == 0 and epoch < budget.epochs:
+                if checkpoint_due(p.checkpoint_every, epoch, budget.epochs):
                     checkpoints[epoch] = embed_all(model.encoder, graphs, max(budget.batch_size, 256), device)
             diagnostics = {
                 "epochs_run": budget.epochs, "final_loss": float(np.mean(losses)), "random_init": False,

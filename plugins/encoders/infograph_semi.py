@@ -23,7 +23,7 @@ from torch import nn
 
 from harness import Budget, Embeddings
 from harness.errors import UserError
-from plugins.encoders import js_pairs
+from plugins.encoders import checkpoint_due, js_pairs
 from plugins.encoders.gin import GINEncoder, MLPWithShortcut, embed_all, local_global_scores, xavier_init
 from plugins.encoders.graphs import InfoGraphSemiParams, SupervisedOnlyParams
 from plugins.encoders.infograph import check_graphs
@@ -95,7 +95,7 @@ class InfoGraphSemi:
                     optimizer.step()
                 value = float(np.mean(objectives)) if objectives else -float(np.mean(sup_losses))
                 trajectory.append((epoch, value))
-                if p.checkpoint_every and epoch % p.checkpoint_every == 0 and epoch < budget.epochs:
+                if checkpoint_due(p.checkpoint_every, epoch, budget.epochs):
                     checkpoints[epoch] = self._readout(model, graphs, budget, device)
             diagnostics.update({"epochs_run": budget.epochs, "final_supervised_loss": float(np.mean(sup_losses))})
         features = self._readout(model, graphs, budget, device)
