@@ -7,14 +7,15 @@ serves every bound.
 Which value is reported depends on the data: with at least steps x batch_size samples
 every step sees a fresh batch and the estimate is the mean training-batch value over the
 last quarter of steps (each value is computed before the step that uses it, so it is an
-out-of-sample value, as in Poole et al. 2019). With fewer samples the data is split in
-half: the critic trains on one half and the estimate is the bound on the other half.
+out-of-sample value, as in Poole et al. 2019). With fewer samples the data is split: the
+critic trains on the first rows and the estimate is the bound on the rest, a `heldout` share
+(half unless the caller says otherwise; the estimators pass their `heldout` parameter).
 
 Checkpoint selection (`Checkpoints`, held-out protocol only: streaming ignores it) carves a validation split from the
-end of the training half. Every `every` steps the frozen critic is valued on the validation rows
-and on the held-out half; the estimate is the held-out value of the checkpoint whose validation
+end of the training rows. Every `every` steps the frozen critic is valued on the validation rows
+and on the held-out rows; the estimate is the held-out value of the checkpoint whose validation
 value was best. That equals restoring the best weights and valuing them once, and the held-out
-half never takes part in the choice.
+rows never take part in the choice.
 
 Many critics of one architecture train as one model (`train_critics`): the model's weights
 carry a leading group dimension G and its forward maps (G, B, dx), (G, B, dy) to (G, B, B).
@@ -72,7 +73,7 @@ class Critic(Protocol):
 
 @dataclass(frozen=True)
 class Checkpoints:
-    """Value the critic every `every` steps; `validation` is the share of the training half held back
+    """Value the critic every `every` steps; `validation` is the share of the training rows held back
     to choose the checkpoint; `batch` rows per valuing batch (0: each split as one batch)."""
 
     every: int
@@ -84,9 +85,13 @@ class Checkpoints:
             raise ValueError(f"checkpoints need every >= 1, 0 < validation < 1 and batch >= 0, got {self}")
 
 
-def heldout_start(n: int, budget: Budget) -> int:
-    """The first held-out row when n samples train under `budget`; n under the streaming protocol."""
-    return n if n >= budget.steps * budget.batch_size else n // 2
+HALF = 0.5
+
+
+def heldout_start(n: int, budget: Budget, heldout: float = HALF) -> int:
+    """The first held-out row when n samples train under `budget` and a `heldout` share of them value the
+    critic (rounded half up, so n // 2 for a half, and at least one row); n under the streaming protocol."""
+    return n if n >= budget.steps * budget.batch_size else n - max(1, math.floor(n * heldout + 0.5))
 
 
 def train_critics(
@@ -102,6 +107,7 @@ def train_critics(
     record_every: int = 10,
     checkpoints: Checkpoints | None = None,
     interval_resamples: int = 20,
+    heldout: float = HALF,
 ) -> list[Estimate | FloatingPointError]:
     """Train G critics as one grouped model; member g sees (xs[g], ys[g]) and batch indices from seeds[g].
 
@@ -112,13 +118,14 @@ def train_critics(
 
     Each estimate carries a 95% interval (`Intervals`; `interval_resamples` = 0: none), its
     criterion (the chosen checkpoint's validation value) and the loop's sanity flags (`loop_flags`).
+    `heldout` is the share of the samples that value the critic when they are too few to stream.
     """
     torch_device = _training_device(device)
-    _check_members(objectives, xs, ys, seeds, budget, checkpoints)
+    _check_members(objectives, xs, ys, seeds, budget, checkpoints, heldout)
     runs = _objective_runs(objectives)
-    if heldout_start(len(xs[0]), budget) == len(xs[0]):
+    if heldout_start(len(xs[0]), budget, heldout) == len(xs[0]):
         checkpoints = None  # streaming: each value is out of sample already; nothing is held back to choose on
-    split = _split(xs, ys, budget, checkpoints, torch_device)
+    split = _split(xs, ys, budget, checkpoints, heldout, torch_device)
     modules = [critic, *(objective for objective, _, _ in runs)]
     for module in modules:
         module.to(torch_device)
@@ -231,7 +238,7 @@ class Intervals:
     drawn without replacement (a bootstrap with replacement would put a pair's twin among its
     negatives). For a statistic that behaves like a mean, subsets of m of the H held-out rows vary
     by Var* = s^2 / m (1 - m / H), so the estimate over K disjoint batches of b rows has variance
-    Var* m / ((1 - m / H) K b). m = b when the held-out half holds two batches or more, else H / 2.
+    Var* m / ((1 - m / H) K b). m = b when the held-out rows hold two batches or more, else H / 2.
     The interval covers the held-out sampling, not the critic's training; the report adds the seed spread.
     """
 
@@ -288,8 +295,10 @@ def _training_device(device: str) -> torch.device:
 
 
 def _check_members(objectives: Sequence[nn.Module], xs: Sequence[np.ndarray], ys: Sequence[np.ndarray],
-                   seeds: Sequence[int], budget: Budget, checkpoints: Checkpoints | None) -> None:
+                   seeds: Sequence[int], budget: Budget, checkpoints: Checkpoints | None, heldout: float) -> None:
     """One x, y, seed and objective per member, pairs that line up, and enough samples for a batch."""
+    if not 0 < heldout < 1:
+        raise ValueError(f"the held-out share must lie strictly between 0 and 1, got {heldout}")
     g_count = len(xs)
     if not (len(ys) == len(seeds) == len(objectives) == g_count >= 1):
         raise ValueError(f"give one x, y, seed and objective per member: {len(xs)}, {len(ys)}, {len(seeds)}, "
@@ -300,27 +309,44 @@ def _check_members(objectives: Sequence[nn.Module], xs: Sequence[np.ndarray], ys
             raise ValueError(f"x has {len(x)} rows but y has {len(y)}; pairs must line up.")
         if len(x) != n:
             raise ValueError(f"every member of a group needs the same number of samples ({n}), got {len(x)}.")
-    problem = sample_problem(n, budget, checkpoints)
+    problem = sample_problem(n, budget, checkpoints, heldout)
     if problem:
         raise ValueError(problem)
 
 
-def sample_problem(n: int, budget: Budget, checkpoints: Checkpoints | None = None) -> str | None:
-    """Why n samples cannot train under `budget` (and `checkpoints`), or None.
+def sample_problem(n: int, budget: Budget, checkpoints: Checkpoints | None = None,
+                   heldout: float = HALF) -> str | None:
+    """Why n samples cannot train under `budget` (with `checkpoints` and a `heldout` share), or None.
 
     One rule for the loop and for a suite's load (through the estimator's budget_problem), so a
     suite never starts a cell that would fail here.
     """
     b = budget.batch_size
-    if n < 2 * b and n < budget.steps * b:
-        return f"{n} samples are too few for batch size {b}; give at least {2 * b}."
-    train = heldout_start(n, budget)
-    if not checkpoints or train == n:  # streaming: every batch is fresh, no checkpoint is chosen
+    if _enough_rows(n, budget, checkpoints, heldout):
         return None
-    fit = train - round(checkpoints.validation * train)
-    if min(fit, train - fit) < 1:
+    train = heldout_start(n, budget, heldout)
+    if train >= b and checkpoints and min(train, n - train) >= 2:
         return f"{train} training rows cannot give a validation split of {checkpoints.validation}"
-    return None
+    needed = max(math.ceil(b / (1 - heldout)), math.ceil((2 if checkpoints else b) / heldout))
+    while not _enough_rows(needed, budget, checkpoints, heldout):
+        needed += 1
+    valued = "the held-out rows at least 2" if checkpoints else "the held-out rows another"
+    return (f"{n} samples are too few for batch size {b}: the training rows ({train}) must hold a batch and "
+            f"{valued} ({n - train} held out: a share of {heldout}); give at least {needed}.")
+
+
+def _enough_rows(n: int, budget: Budget, checkpoints: Checkpoints | None, heldout: float) -> bool:
+    """Whether n samples can train (a batch of training rows) and be valued: in training batches without
+    checkpoints, in value batches cut to the rows with them (and every split then holds a row)."""
+    train = heldout_start(n, budget, heldout)
+    if train == n:  # streaming: every batch is fresh, no checkpoint is chosen
+        return True
+    if train < budget.batch_size or n - train < (2 if checkpoints else budget.batch_size):
+        return False
+    if not checkpoints:
+        return True
+    fit = train - round(checkpoints.validation * train)
+    return min(fit, train - fit) >= 1
 
 
 @dataclass(frozen=True)
@@ -351,10 +377,10 @@ class _Split:
 
 
 def _split(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], budget: Budget, checkpoints: Checkpoints | None,
-           device: torch.device) -> _Split:
-    """The stacked data and its rows: half held out unless every step can see a fresh batch."""
+           heldout: float, device: torch.device) -> _Split:
+    """The stacked data and its rows: a `heldout` share held out unless every step can see a fresh batch."""
     n = len(xs[0])
-    train = heldout_start(n, budget)
+    train = heldout_start(n, budget, heldout)
     fit = train - round(checkpoints.validation * train) if checkpoints else train  # checked by sample_problem
     return _Split(_stack(xs, device), _stack(ys, device), fit, train)
 

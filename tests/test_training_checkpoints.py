@@ -1,4 +1,4 @@
-"""Checkpoint selection: chosen on a validation split of the training half, valued on the held-out half."""
+"""Checkpoint selection: chosen on a validation split of the training rows, valued on the held-out rows."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from harness import grouping, registry
 from harness.api import Budget
 from harness.cells import Cell, execute
 from harness.executors import InlineExecutor
-from harness.training import Checkpoints, heldout_start, train_critics
+from harness.training import Checkpoints, heldout_start, sample_problem, train_critics
 from plugins.estimators.critics import SeparableCritic, stack_critics
 from plugins.estimators.objectives import InfoNCE
 
@@ -21,11 +21,11 @@ def data():
     return registry.get("task", "gaussian").instantiate({"dim": 2, "mi": 0.8}).sample(N, np.random.default_rng(0))
 
 
-def train(x, y, checkpoints=EVERY, steps=STEPS):
+def train(x, y, checkpoints=EVERY, steps=STEPS, heldout=0.5):
     torch.manual_seed(0)
     critic = stack_critics([SeparableCritic(2, 2, 32, 2, 8, "relu")])  # a group of one
     (estimate,) = train_critics(critic, [InfoNCE()], [x], [y], Budget(steps=steps, batch_size=BATCH), "cpu", [0],
-                                2e-3, checkpoints=checkpoints)
+                                2e-3, checkpoints=checkpoints, heldout=heldout)
     return estimate
 
 
@@ -43,18 +43,20 @@ def test_the_estimate_is_the_heldout_value_of_the_checkpoint_best_on_validation(
     assert again.value == estimate.value
 
 
-def test_heldout_rows_never_take_part_in_the_choice(data):
+@pytest.mark.parametrize("share", [0.5, 0.2])
+def test_heldout_rows_never_take_part_in_the_choice(data, share):
     x, y = data
-    estimate = train(x, y)
-    held = heldout_start(N, Budget(steps=STEPS, batch_size=BATCH))
+    estimate = train(x, y, heldout=share)
+    held = heldout_start(N, Budget(steps=STEPS, batch_size=BATCH), share)
+    assert held == N - round(N * share)
     shuffled = np.random.default_rng(1).permutation(N - held) + held
     x2, y2 = x.copy(), y.copy()
     x2[held:], y2[held:] = x[shuffled], y[np.roll(shuffled, 1)]  # held-out pairs broken: MI 0 there
-    other = train(x2, y2)
+    other = train(x2, y2, heldout=share)
     assert [v for _, v, _ in other.diagnostics["checkpoints"]] == [v for _, v, _ in estimate.diagnostics["checkpoints"]]
     assert other.diagnostics["chosen_step"] == estimate.diagnostics["chosen_step"]
     # The held-out value does follow the held-out rows: independent pairs there give a bound <= 0 in
-    # expectation (sd about 0.05 on 600 rows), the intact ones about the 0.8 nats of the task.
+    # expectation (sd about 0.05 on 600 rows, 0.08 on 240), the intact ones about the 0.8 nats of the task.
     assert other.value < 0.15 < 0.5 < estimate.value
 
 
@@ -67,6 +69,21 @@ def test_streaming_ignores_checkpoints_and_a_split_must_be_valid(data):
         Checkpoints(every=10, validation=1.0)
     with pytest.raises(ValueError, match="every"):
         Checkpoints(every=0)
+
+
+def test_too_few_rows_for_the_held_out_share_are_refused_naming_what_would_do():
+    budget = Budget(steps=1000, batch_size=256)
+    # Valued in training batches, the held-out rows must hold one; valued in cut value batches, two rows do.
+    assert "give at least 1280" in sample_problem(1000, budget, None, 0.2)
+    assert sample_problem(1280, budget, None, 0.2) is None
+    assert "give at least 320" in sample_problem(300, budget, EVERY, 0.2)
+    assert sample_problem(320, budget, EVERY, 0.2) is None
+    assert sample_problem(511, budget, None) and sample_problem(512, budget, None) is None  # half: two batches
+    assert heldout_start(10, Budget(steps=100, batch_size=2), 0.01) == 9  # a share that rounds to 0 holds one row
+    assert "give at least" in sample_problem(10, Budget(steps=100, batch_size=2), EVERY, 0.01)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        train(*registry.get("task", "gaussian").instantiate({"dim": 2, "mi": 0.8}).sample(
+            N, np.random.default_rng(0)), heldout=1.0)
 
 
 def test_grouped_members_with_checkpoints_and_marginal_maps_match_training_alone():

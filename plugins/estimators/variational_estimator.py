@@ -63,7 +63,7 @@ class VariationalEstimator:
     def _marginal_maps(self, x: np.ndarray, y: np.ndarray, budget: Budget) -> tuple[np.ndarray, np.ndarray]:
         if self.params.marginals == "raw":
             return x, y
-        fit_rows = heldout_start(len(x), budget)  # the training rows only: held-out rows never shape the map
+        fit_rows = heldout_start(len(x), budget, self.params.heldout)  # the training rows only: held-out rows never shape the map
         # float32 first, as training sees the data: the runner hands a group float32 and a lone cell
         # float64, and ranks of the two could differ where float32 rounding makes ties.
         return (gaussianize(np.asarray(a, dtype=np.float32), fit_rows) for a in (x, y))
@@ -88,7 +88,7 @@ class VariationalEstimator:
         samples, or more memory than the free_bytes beside the data (harness.api.ChecksItsBudget)."""
         p = self.params
         problem = sample_problem(n, budget, Checkpoints(p.checkpoint_every, p.validation, p.value_batch)
-                                 if p.checkpoint_every else None)
+                                 if p.checkpoint_every else None, p.heldout)
         if problem or free_bytes is None:
             return problem
         parameters = self.parameter_count(dim_x, dim_y)
@@ -194,7 +194,8 @@ def _fit_group(members: Sequence[Member], budget: Budget, device: str, critic_cl
     checkpoints = Checkpoints(p.checkpoint_every, p.validation, p.value_batch) if p.checkpoint_every else None
     results = train_critics(critic, [built[g][1] for g in order], [members[g][1] for g in order],
                             [members[g][2] for g in order], budget, device, [members[g][3] for g in order],
-                            p.lr, checkpoints=checkpoints, interval_resamples=p.interval_resamples)
+                            p.lr, checkpoints=checkpoints, interval_resamples=p.interval_resamples,
+                            heldout=p.heldout)
     unsorted: list[Estimate | Exception] = [None] * len(members)  # type: ignore[list-item]
     for position, g in enumerate(order):
         unsorted[g] = results[position]
@@ -232,11 +233,11 @@ def _bound_flags(objective: nn.Module, result: Estimate, cap: float | None, batc
 
 def _valuing_batch(n: int, budget: Budget, params: TrainingParams) -> int:
     """How many pairs each batch value behind the estimate saw: the training batch when streaming or
-    valuing the last critic; the value batch (or the whole held-out half) when a checkpoint is chosen."""
-    heldout = n - heldout_start(n, budget)
-    if not params.checkpoint_every or not heldout:
+    valuing the last critic; the value batch (or the whole held-out split) when a checkpoint is chosen."""
+    rows = n - heldout_start(n, budget, params.heldout)
+    if not params.checkpoint_every or not rows:
         return budget.batch_size
-    return min(params.value_batch or n, heldout)
+    return min(params.value_batch or n, rows)
 
 
 # One builder per registered name. Each objective factory is a lambda of its own builder, so
