@@ -66,7 +66,8 @@ def test_the_heldout_interval_matches_the_spread_over_fresh_heldout_samples():
 
 def fit(name, n, steps, batch, seed=0, mi=1.0, **params):
     x, y = gaussian(mi, n, seed=seed)
-    estimator = registry.get("estimator", name).instantiate({"hidden": 32, "layers": 2, **params})
+    # half held out: the row counts the tests below name
+    estimator = registry.get("estimator", name).instantiate({"hidden": 32, "layers": 2, "heldout": 0.5, **params})
     return estimator.fit_estimate(x, y, Budget(steps=steps, batch_size=batch), "cpu", seed)
 
 
