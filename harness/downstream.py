@@ -124,6 +124,8 @@ def logistic_repeats(features, labels, splits, seed, select: bool = False, repea
     """
     import torch
 
+    from harness.training import adam
+
     train, test = splits["train"], splits["test"]
     classes = int(labels[train].max()) + 1
     generator = torch.Generator().manual_seed(seed)
@@ -131,18 +133,20 @@ def logistic_repeats(features, labels, splits, seed, select: bool = False, repea
     y_train = torch.as_tensor(labels[train], dtype=torch.int64)
     dim = x_train.shape[1]
     bound = (6.0 / (dim + classes)) ** 0.5  # Xavier-uniform, as torch.nn.init.xavier_uniform_
-    weight = ((torch.rand(repeats, dim, classes, generator=generator) * 2 - 1) * bound).requires_grad_()
+    weight = (torch.rand(repeats, dim, classes, generator=generator) * 2 - 1) * bound
+    # Kept as the (dim, repeats x classes) operand of one matrix product for all repeats.
+    weight = weight.permute(1, 0, 2).reshape(dim, repeats * classes).requires_grad_()
     bias = torch.zeros(repeats, 1, classes, requires_grad=True)
-    optimizer = torch.optim.Adam([weight, bias], lr=lr)
+    optimizer = adam([weight, bias], lr=lr)
 
-    def logits(x: torch.Tensor) -> torch.Tensor:  # repeats x items x classes, all repeats in one product
-        flat = x @ weight.permute(1, 0, 2).reshape(dim, repeats * classes)
-        return flat.view(len(x), repeats, classes).transpose(0, 1) + bias
+    def logits(x: torch.Tensor) -> torch.Tensor:  # repeats x items x classes
+        return (x @ weight).view(len(x), repeats, classes).transpose(0, 1) + bias
 
+    # The loss takes the classes as dimension 1, (repeats, classes, items): torch's log-softmax over a
+    # last dimension of a few classes runs 4x slower than over a middle one.
+    targets = y_train.expand(repeats, len(train))
     for _ in range(epochs):
-        loss = torch.nn.functional.cross_entropy(
-            logits(x_train).reshape(-1, classes), y_train.repeat(repeats), reduction="sum"
-        ) / len(train)
+        loss = torch.nn.functional.cross_entropy(logits(x_train).transpose(1, 2), targets, reduction="sum") / len(train)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

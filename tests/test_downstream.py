@@ -51,6 +51,38 @@ def test_logistic_repeats_separates_separable_classes_and_not_random_ones():
     assert abs(chance.test.mean() - 100 / 3) < 11.0
 
 
+def test_logistic_repeats_trains_each_repeat_as_its_own_logistic_regression():
+    """The repeats share one product and one fused Adam, yet each is the regression DGI's code trains alone:
+    nn.Linear from its own Xavier start, torch's plain Adam on the mean cross-entropy, argmax on the test split."""
+    import torch
+
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 3, 300)
+    features = (rng.normal(size=(300, 12)) + 1.2 * np.eye(12)[labels]).astype(np.float32)
+    splits = {"train": np.arange(60), "test": np.arange(60, 300)}
+    got = PROTOCOLS["logistic_repeats"](features, labels, splits, 7, repeats=2)
+    bound = (6.0 / (12 + 3)) ** 0.5
+    starts = (torch.rand(2, 12, 3, generator=torch.Generator().manual_seed(7)) * 2 - 1) * bound
+    x, y = torch.tensor(features), torch.tensor(labels)
+    accuracies = []
+    for start in starts:
+        model = torch.nn.Linear(12, 3)
+        with torch.no_grad():
+            model.weight.copy_(start.T)
+            model.bias.zero_()
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01, foreach=False)
+        for _ in range(100):
+            loss = torch.nn.functional.cross_entropy(model(x[:60]), y[:60])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            accuracies.append(100.0 * (model(x[60:]).argmax(1) == y[60:]).float().mean().item())
+    assert accuracies[0] != accuracies[1]  # the starts differ, so the repeats do
+    np.testing.assert_allclose(got.test, [np.mean(accuracies)], atol=1e-4)
+    np.testing.assert_allclose(got.spread, np.std(accuracies), atol=1e-4)
+
+
 @pytest.mark.parametrize("scale", [False, True])
 def test_the_svm_protocol_makes_the_fits_of_a_grid_search_over_svc(scale):
     rng = np.random.default_rng(3)

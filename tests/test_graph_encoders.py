@@ -19,6 +19,7 @@ from harness.errors import UserError  # noqa: E402
 from plugins.datasets.planetoid import NodeGraph  # noqa: E402
 from plugins.datasets.tu import GraphSet  # noqa: E402
 from plugins.encoders import js_pairs  # noqa: E402
+from plugins.encoders.dgi import PermutedRows  # noqa: E402
 from plugins.encoders.gin import GINEncoder, local_global_scores  # noqa: E402
 from plugins.encoders.message_passing import (  # noqa: E402
     GCNLayer,
@@ -81,24 +82,38 @@ def test_gcn_gradients_through_the_sparse_products_and_the_prelu_match_dense_aut
     adj, x, layer, rng = small_gcn(1)
     with torch.no_grad():
         layer.act.weight.fill_(-0.3)
-    upstream = torch.tensor(rng.normal(size=(30, 16)), dtype=torch.float32)
+    upstream = torch.tensor(rng.normal(size=(2, 30, 8)), dtype=torch.float32)
     dense_adj = torch.tensor(normalized_adjacency(adj).toarray(), dtype=torch.float32)
+    permutation = torch.tensor(rng.permutation(30))
 
     def gradients(adjacency, features, dense: bool):
         layer.zero_grad()
         projected = features @ layer.weight.weight.t()
-        both = torch.cat([projected, projected.flip(0)], 1)  # two graphs side by side, as DGI propagates them
-        if dense:
-            out = torch.cat([F.prelu(dense_adj @ half + layer.bias, layer.act.weight) for half in both.chunk(2, 1)], 1)
+        if dense:  # the clean and the corrupted graph, as DGI propagates them
+            out = [F.prelu(dense_adj @ p + layer.bias, layer.act.weight) for p in (projected, projected[permutation])]
         else:
-            out = layer.propagate(adjacency, both)
-        (out * upstream).sum().backward()
+            out = [layer.propagate(adjacency, p) for p in (projected, PermutedRows.apply(projected, permutation))]
+        (torch.stack(out) * upstream).sum().backward()
         return [p.grad.clone() for p in (layer.weight.weight, layer.bias, layer.act.weight)]
 
     expected = gradients(None, torch.tensor(x), dense=True)
     for got, want in zip(gradients(SparseMatrix(normalized_adjacency(adj), "cpu"),
                                    sparse_or_dense(x, "cpu", max_density=1.0), dense=False), expected, strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_sparse_products_match_scipy_with_empty_rows_and_columns():
+    rng = np.random.default_rng(3)
+    matrix = sp.random(9, 7, density=0.3, random_state=4, dtype=np.float32).tolil()
+    matrix[2, :] = 0  # a row with no entries sums to zero, forward and (as a column of the transpose) backward
+    matrix[:, 5] = 0
+    matrix = matrix.tocsr()
+    dense = torch.tensor(rng.normal(size=(7, 4)), dtype=torch.float32, requires_grad=True)
+    out = SparseMatrix(matrix, "cpu") @ dense
+    upstream = rng.normal(size=(9, 4))
+    (out * torch.tensor(upstream, dtype=torch.float32)).sum().backward()
+    np.testing.assert_allclose(out.detach().numpy(), matrix @ dense.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dense.grad.numpy(), matrix.T @ upstream, rtol=1e-5, atol=1e-6)
 
 
 def test_neighbour_sum_and_gin_layer_match_dense_adjacency():

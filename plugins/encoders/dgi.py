@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from harness import Budget, Embeddings
 from harness.errors import UserError
+from harness.training import adam
 from plugins.encoders import js_pairs
 from plugins.encoders.graphs import DGIParams
 from plugins.encoders.message_passing import (
@@ -28,6 +29,20 @@ from plugins.encoders.message_passing import (
     row_normalized,
     sparse_or_dense,
 )
+
+
+class PermutedRows(torch.autograd.Function):
+    """x[permutation] with a backward pass that gathers by the inverse permutation: two `index_select` calls
+    take 1.9 ms on a (2708, 512) matrix where indexing and its scatter-add backward take 4.5 ms (same values)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, permutation: Tensor) -> Tensor:
+        ctx.permutation = permutation
+        return x.index_select(0, permutation)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        return grad.index_select(0, torch.argsort(ctx.permutation)), None
 
 
 class DGIModel(nn.Module):
@@ -45,8 +60,10 @@ class DGIModel(nn.Module):
                permutation: Tensor) -> tuple[Tensor, Tensor]:
         # Row-shuffling X commutes with X W, so the corrupted graph reuses the projection.
         projected = self.gcn.project(features)
-        # Both graphs propagate as one (N, 2H) product: one sparse call and one activation instead of two.
-        h, h_corrupt = self.gcn.propagate(adjacency, torch.cat([projected, projected[permutation]], 1)).chunk(2, 1)
+        # The graphs propagate one by one: an epoch takes 0.75-0.8x the time of one (N, 2H) product, whose
+        # concatenation, strided halves and their gradients' concatenation cost more than a second call saves.
+        h = self.gcn.propagate(adjacency, projected)
+        h_corrupt = self.gcn.propagate(adjacency, PermutedRows.apply(projected, permutation))
         summary = torch.sigmoid(h.mean(0))
         # Bilinear h^T W s + b with one summary: W s once, then a matrix-vector product per
         # graph (nn.Bilinear on an expanded summary costs N x H x H in its backward pass).
@@ -85,7 +102,7 @@ class DGI:
     def _train(self, model: DGIModel, adjacency: SparseMatrix, features: SparseMatrix | Tensor, budget: Budget,
                generator: torch.Generator, checkpoints: dict[int, np.ndarray]) -> tuple[list[tuple[int, float]], dict]:
         p = self.params
-        optimizer = torch.optim.Adam(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+        optimizer = adam(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
         nodes = features.shape[0]
         best, best_epoch, best_state, waited = float("inf"), 0, None, 0
         trajectory = []
