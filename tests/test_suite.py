@@ -1,6 +1,7 @@
 """Suite files: validation errors that name file, table and field; grid expansion; stable keys."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +156,14 @@ def test_call_syntax_is_parsed_never_evaluated(tmp_path, expression, complaint):
         name = "{expression}"
     """)
     assert complaint in message
+
+
+SHIPPED = sorted((Path(__file__).parents[1] / "suites").glob("*.toml")) + sorted(
+    (Path(__file__).parent / "benchmarks").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.name)
+def test_every_shipped_suite_file_loads_and_expands(path):
+    """The built-in suites and the device checks' suites (run only where a GPU is lent) must not rot."""
+    suite = load(path)
+    assert suite.cells and {cell.seed for cell in suite.cells} == set(suite.source["suite"]["seeds"])
