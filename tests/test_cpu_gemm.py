@@ -64,19 +64,30 @@ def test_only_layers_with_enough_work_leave_the_batched_matmul(choose_cpu_gemm):
     assert not cpu_gemm.use_onednn(torch.zeros(3, 64, 256, dtype=torch.float64), weight.double())
 
 
-@pytest.mark.parametrize(("capability", "vendor", "onednn"), [
-    ("AVX512", "AuthenticAMD", True),   # MKL runs AVX2 here; oneDNN AVX-512 (about 2.2x on Zen 5)
-    ("AVX512", "GenuineIntel", False),  # MKL dispatches AVX-512 on Intel itself
-    ("AVX2", "AuthenticAMD", False),    # one instruction set for both kernels
-    ("AVX512", "", False),              # unknown vendor: stay with torch
+@pytest.mark.parametrize(("capability", "vendor", "family", "onednn"), [
+    ("AVX512", "AuthenticAMD", 26, True),   # Zen 5: MKL runs AVX2 here; oneDNN full-width AVX-512 (about 2.2x)
+    ("AVX512", "AuthenticAMD", 25, False),  # Zen 4: half-width AVX-512, and the grouped step is faster on MKL
+    ("AVX512", "GenuineIntel", 6, False),   # MKL dispatches AVX-512 on Intel itself
+    ("AVX2", "AuthenticAMD", 26, False),    # one instruction set for both kernels
+    ("AVX512", "", 0, False),               # unknown vendor: stay with torch
 ])
 def test_auto_takes_onednn_only_where_mkl_leaves_avx512_unused(choose_cpu_gemm, monkeypatch, capability, vendor,
-                                                                 onednn):
+                                                                 family, onednn):
     monkeypatch.setattr(cpu_gemm, "onednn_available", lambda: True)
     monkeypatch.setattr(cpu_gemm, "cpu_capability", lambda: capability)
     monkeypatch.setattr(cpu_gemm, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(cpu_gemm, "cpu_family", lambda: family)
     assert choose_cpu_gemm(None) == choose_cpu_gemm("auto") == onednn
     assert choose_cpu_gemm("onednn") and not choose_cpu_gemm("torch")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="the CPU is read from Linux's /proc/cpuinfo")
+def test_the_cpu_is_read_from_proc_cpuinfo():
+    vendor, family = cpu_gemm.cpu_vendor(), cpu_gemm.cpu_family()
+    with open("/proc/cpuinfo") as info:
+        text = info.read()
+    assert f"vendor_id\t: {vendor}" in text if vendor else "vendor_id" not in text
+    assert f"cpu family\t: {family}" in text if family else "cpu family" not in text
 
 
 def test_auto_reads_the_machine_not_a_timing(choose_cpu_gemm, monkeypatch):

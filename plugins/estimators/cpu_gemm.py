@@ -1,13 +1,16 @@
 """Which kernel multiplies a grouped layer's large matrices on CPU: torch's matmul or oneDNN's.
 
 torch's float32 matmul on x86 calls MKL, and MKL runs its AVX2 kernels on CPUs that are not
-Intel's; oneDNN picks its kernels by instruction set. On a CPU with full-width AVX-512 (this
-project's AMD Zen 5) oneDNN multiplies twice as fast: 234 against 105 GFLOP/s on one thread at
-1024^3. oneDNN has no batched float32 matmul in torch, so it runs one call per group member, and a
-call costs about 20 us: only layers with enough work per member gain.
+Intel's; oneDNN picks its kernels by instruction set. On a CPU with full-width AVX-512 (AMD Zen 5)
+oneDNN multiplies twice as fast: 234 against 105 GFLOP/s on one thread at 1024^3. oneDNN has no
+batched float32 matmul in torch, so it runs one call per group member, and a call costs about
+20 us: only layers with enough work per member gain. Zen 4 runs AVX-512 as two 256-bit halves:
+there oneDNN reaches 102 against MKL's 85 GFLOP/s at 1024^3, and the grouped staircase trains in
+0.89x the time with torch's batched matmuls instead (farm-bench pairs, 2026-12-02).
 
 `MI_HARNESS_CPU_GEMM` chooses: `auto` (the default) takes oneDNN exactly where MKL leaves speed
-behind, on a CPU with AVX-512 that is not Intel's; `torch` or `onednn` pins the choice. The rule
+behind, on an AMD CPU with full-width AVX-512 (family 26, Zen 5, or later); `torch` or `onednn` pins
+the choice. The rule
 reads the machine, never a timing, so every process on one machine makes the same choice and the
 same seed gives the same bits in every run (a timed choice flipped between processes under load).
 The choice never depends on the group size, so a member's numbers are the same bits alone and in
@@ -57,7 +60,12 @@ def onednn_chosen() -> bool:
         raise UserError("MI_HARNESS_CPU_GEMM=onednn, but this torch build has no oneDNN; use 'torch' or 'auto'.")
     if choice != "auto":
         return choice == "onednn"
-    return onednn_available() and cpu_capability() == "AVX512" and cpu_vendor() not in ("GenuineIntel", "")
+    return (onednn_available() and cpu_capability() == "AVX512" and cpu_vendor() == "AuthenticAMD"
+            and cpu_family() >= FULL_WIDTH_AVX512_FAMILY)
+
+
+# AMD's CPU family 26 (0x1A) is Zen 5, the first with 512-bit AVX-512 datapaths.
+FULL_WIDTH_AVX512_FAMILY = 26
 
 
 def cpu_capability() -> str:
@@ -65,14 +73,31 @@ def cpu_capability() -> str:
     return torch.backends.cpu.get_cpu_capability()
 
 
-@functools.cache
 def cpu_vendor() -> str:
     """The CPU's vendor id ("AuthenticAMD", "GenuineIntel"), or "" where /proc/cpuinfo does not say."""
+    return _cpuinfo().get("vendor_id", "")
+
+
+def cpu_family() -> int:
+    """The CPU's family number (25 for AMD Zen 3 and 4, 26 for Zen 5), or 0 where /proc/cpuinfo does not say."""
+    family = _cpuinfo().get("cpu family", "")
+    return int(family) if family.isdigit() else 0
+
+
+@functools.cache
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as info:
-            return next((line.split(":", 1)[1].strip() for line in info if line.startswith("vendor_id")), "")
+            for line in info:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
-        return ""
+        pass
+    return fields
 
 
 def onednn_speedup(size: int = 512, repeats: int = 5) -> float:
